@@ -1,0 +1,89 @@
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Why a catalog could not be loaded.
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    /// The files were read but describe no valid catalog. Every problem found
+    /// is listed, ordered by file as given and then by position.
+    #[error("{}", lines(.0))]
+    Invalid(Vec<Problem>),
+    #[error("cannot read {}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+fn lines(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(Problem::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One thing wrong in one catalog file, shown as `file:line:column: message`
+/// so editors and terminals can jump to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    /// Counted from 1.
+    pub line: Option<usize>,
+    /// Counted from 1.
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(line: Option<usize>, column: Option<usize>) -> Problem {
+        Problem {
+            file: PathBuf::from("manifests/channels.yaml"),
+            line,
+            column,
+            message: "unknown ladder `hd`".to_owned(),
+        }
+    }
+
+    #[test]
+    fn problem_omits_missing_parts_of_its_place() {
+        assert_eq!(
+            problem(Some(3), Some(12)).to_string(),
+            "manifests/channels.yaml:3:12: unknown ladder `hd`"
+        );
+        assert_eq!(
+            problem(Some(3), None).to_string(),
+            "manifests/channels.yaml:3: unknown ladder `hd`"
+        );
+        assert_eq!(
+            problem(None, None).to_string(),
+            "manifests/channels.yaml: unknown ladder `hd`"
+        );
+    }
+
+    #[test]
+    fn invalid_lists_one_problem_per_line() {
+        let error = CatalogError::Invalid(vec![problem(Some(1), Some(2)), problem(None, None)]);
+        assert_eq!(
+            error.to_string(),
+            "manifests/channels.yaml:1:2: unknown ladder `hd`\n\
+             manifests/channels.yaml: unknown ladder `hd`"
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Catalog: channels, ladders and encoder profiles from YAML.
+//!
+//! Operators split the catalog over as many files as they like; any file may
+//! hold any of the top-level keys `channels:`, `ladders:` and `encoders:`.
+//! [`Catalog::load`] reads them all and merges them, and a name defined twice
+//! across files is a problem like any other. `manifests/channels.yaml` and
+//! `pipelines/ladders.yaml` document every field.
+//!
+//! Loading is two passes. serde_yaml reads each file into plain structs that
+//! refuse unknown fields, and stops at that file's first syntax or type error.
+//! A validation pass then checks every rule over all files that did parse and
+//! reports every problem at once, each placed at the line and column of the
+//! YAML node it is about (see `position`).
+
+mod channel;
+mod document;
+mod encoder;
+mod error;
+mod ladder;
+mod position;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use channel::{Channel, Outputs, Source, SourceScheme};
+pub use encoder::{BitrateUnit, EncoderProfile};
+pub use error::{CatalogError, Problem};
+pub use ladder::{Audio, AudioCodec, H264Profile, Ladder, Rendition};
+
+use document::Document;
+use position::{Position, Positions};
+use validate::{Parsed, Problems};
+
+/// Every channel, ladder and encoder profile, validated: each channel's
+/// ladder and each ladder's encoder profile exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    /// In the order of the files given, then as written.
+    pub channels: Vec<Channel>,
+    pub ladders: BTreeMap<String, Ladder>,
+    pub encoders: BTreeMap<String, EncoderProfile>,
+}
+
+impl Catalog {
+    /// Reads and validates the catalog files. A file that cannot be read
+    /// stops loading; otherwise every problem in every file is reported.
+    pub fn load(paths: &[impl AsRef<Path>]) -> Result<Catalog, CatalogError> {
+        let files = paths
+            .iter()
+            .map(|path| {
+                let path = path.as_ref();
+                fs::read_to_string(path)
+                    .map(|text| (path.to_owned(), text))
+                    .map_err(|source| CatalogError::Io {
+                        path: path.to_owned(),
+                        source,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Catalog::from_texts(&files)
+    }
+
+    /// The ladder of a channel of this catalog.
+    ///
+    /// # Panics
+    ///
+    /// If `channel` names a ladder this catalog does not hold, which a
+    /// channel from this catalog never does.
+    pub fn ladder(&self, channel: &Channel) -> &Ladder {
+        self.ladders.get(&channel.ladder).unwrap_or_else(|| {
+            panic!(
+                "channel `{}` names ladder `{}`, which is not in this catalog",
+                channel.id, channel.ladder
+            )
+        })
+    }
+
+    /// The encoder profile of a ladder of this catalog.
+    ///
+    /// # Panics
+    ///
+    /// If `ladder` names a profile this catalog does not hold, which a ladder
+    /// from this catalog never does.
+    pub fn encoder(&self, ladder: &Ladder) -> &EncoderProfile {
+        self.encoders.get(&ladder.encoder).unwrap_or_else(|| {
+            panic!(
+                "ladder names encoder profile `{}`, which is not in this catalog",
+                ladder.encoder
+            )
+        })
+    }
+
+    /// Parses and validates catalog texts, each named by the file it came from.
+    fn from_texts(files: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> {
+        let mut problems = Problems::default();
+        let mut parsed = Vec::with_capacity(files.len());
+        for (order, (file, text)) in files.iter().enumerate() {
+            match Document::parse(text) {
+                Ok(document) => {
+                    let (positions, duplicate_keys) = Positions::of_yaml(text);
+                    parsed.push(Parsed {
+                        order,
+                        file: file.clone(),
+                        document,
+                        positions,
+                        duplicate_keys,
+                    });
+                }
+                Err(error) => {
+                    let (at, message) = parse_problem(&error);
+                    problems.push(order, file, at, message);
+                }
+            }
+        }
+        let complete = parsed.len() == files.len();
+        let catalog = validate::assemble(&parsed, complete, &mut problems);
+        if problems.is_empty() {
+            Ok(catalog)
+        } else {
+            Err(CatalogError::Invalid(problems.into_sorted()))
+        }
+    }
+}
+
+/// serde_yaml's message without the place it appends, which the problem
+/// carries as fields.
+fn parse_problem(error: &serde_yaml::Error) -> (Option<Position>, String) {
+    let message = error.to_string();
+    let Some(location) = error.location() else {
+        return (None, message);
+    };
+    let suffix = format!(" at line {} column {}", location.line(), location.column());
+    let message = match message.find(&suffix) {
+        Some(start) => format!("{}{}", &message[..start], &message[start + suffix.len()..]),
+        None => message,
+    };
+    let at = Position {
+        line: location.line(),
+        column: location.column(),
+    };
+    (Some(at), message)
+}

@@ -1,0 +1,980 @@
+//! The validation pass: turns parsed files into one [`Catalog`], finding every
+//! problem rather than stopping at the first, each placed at the YAML node it
+//! is about.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::document::{ChannelSpec, Document, LadderSpec};
+use super::position::{DuplicateKey, NodePath, Position, Positions};
+use super::{Catalog, Channel, EncoderProfile, Ladder, Problem, Source};
+
+/// Channel ids and rendition names are URL path segments: lowercase so URLs
+/// are case-proof, and no dots so they never look like file names.
+const URL_SEGMENT_PATTERN: &str = "^[a-z0-9][a-z0-9_-]*$";
+const URL_SEGMENT_MAX_LEN: usize = 64;
+
+/// The audio playlist lives beside the video renditions at `<channel>/audio/`.
+const RESERVED_RENDITION_NAME: &str = "audio";
+
+/// RFC 8216 §6.3.3: a client should not start playback less than three
+/// target durations from the end of a live playlist, so shorter windows
+/// leave it nothing to start on.
+const MIN_WINDOW: u32 = 3;
+
+/// ISO/IEC 14496-3 §1.6.3.4, the AAC sampling frequency table.
+const AAC_SAMPLE_RATES: [u32; 12] = [
+    96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000,
+];
+
+/// A file that serde_yaml read, waiting for validation.
+pub(super) struct Parsed {
+    /// Place among all files given, parsed or not.
+    pub order: usize,
+    pub file: PathBuf,
+    pub document: Document,
+    pub positions: Positions,
+    pub duplicate_keys: Vec<DuplicateKey>,
+}
+
+/// Problems from all files, each tagged with its file's place in the
+/// argument list so the report reads file by file, top to bottom.
+#[derive(Debug, Default)]
+pub(super) struct Problems(Vec<(usize, Problem)>);
+
+impl Problems {
+    pub fn push(&mut self, order: usize, file: &Path, at: Option<Position>, message: String) {
+        self.0.push((
+            order,
+            Problem {
+                file: file.to_owned(),
+                line: at.map(|at| at.line),
+                column: at.map(|at| at.column),
+                message,
+            },
+        ));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn into_sorted(mut self) -> Vec<Problem> {
+        self.0
+            .sort_by_key(|(order, problem)| (*order, problem.line, problem.column));
+        self.0.into_iter().map(|(_, problem)| problem).collect()
+    }
+}
+
+/// Where something was first defined, for "already used at …" messages.
+#[derive(Debug, Clone, Copy)]
+struct Place<'a> {
+    file: &'a Path,
+    at: Option<Position>,
+}
+
+impl fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(at) = self.at {
+            write!(f, ":{}:{}", at.line, at.column)?;
+        }
+        Ok(())
+    }
+}
+
+/// A name that must be defined somewhere in the catalog.
+struct Reference<'a> {
+    order: usize,
+    place: Place<'a>,
+    name: &'a str,
+}
+
+/// Reports problems of one file.
+struct FileCheck<'a, 'p> {
+    order: usize,
+    file: &'a Path,
+    positions: &'a Positions,
+    problems: &'p mut Problems,
+}
+
+impl<'a> FileCheck<'a, '_> {
+    fn place(&self, path: &NodePath) -> Place<'a> {
+        Place {
+            file: self.file,
+            at: self.positions.value(path),
+        }
+    }
+
+    fn key_place(&self, path: &NodePath) -> Place<'a> {
+        Place {
+            file: self.file,
+            at: self.positions.key(path),
+        }
+    }
+
+    /// A problem with the value at `path`.
+    fn at(&mut self, path: &NodePath, message: String) {
+        let at = self.positions.value(path);
+        self.problems.push(self.order, self.file, at, message);
+    }
+
+    /// A problem with the name (mapping key) of the node at `path`.
+    fn at_key(&mut self, path: &NodePath, message: String) {
+        let at = self.positions.key(path);
+        self.problems.push(self.order, self.file, at, message);
+    }
+}
+
+/// Builds the catalog from every parsed file. `complete` is false when some
+/// file did not parse: its ladders and encoders are unknown, so references
+/// to them are not checked rather than all reported as undefined.
+pub(super) fn assemble(files: &[Parsed], complete: bool, problems: &mut Problems) -> Catalog {
+    let mut catalog = Catalog::default();
+    let mut ids: HashMap<&str, Place> = HashMap::new();
+    let mut numbers: HashMap<u32, (&str, Place)> = HashMap::new();
+    let mut ladders: HashMap<&str, Place> = HashMap::new();
+    let mut encoders: HashMap<&str, Place> = HashMap::new();
+    let mut ladder_references = Vec::new();
+    let mut encoder_references = Vec::new();
+
+    for parsed in files {
+        let order = parsed.order;
+        let mut check = FileCheck {
+            order,
+            file: &parsed.file,
+            positions: &parsed.positions,
+            problems,
+        };
+        for duplicate in &parsed.duplicate_keys {
+            check.problems.push(
+                order,
+                &parsed.file,
+                Some(duplicate.again),
+                format!(
+                    "duplicate key `{}`, first at line {} column {}",
+                    duplicate.key, duplicate.first.line, duplicate.first.column
+                ),
+            );
+        }
+
+        let base = parsed.file.parent().unwrap_or(Path::new(""));
+        for (index, spec) in parsed.document.channels.iter().enumerate() {
+            let at = NodePath::root().key("channels").index(index);
+            if let Some(first) = ids.get(spec.id.as_str()) {
+                check.at(
+                    &at.key("id"),
+                    format!("channel id `{}` is already used at {first}", spec.id),
+                );
+            } else {
+                ids.insert(&spec.id, check.place(&at.key("id")));
+            }
+            if let Some((first_id, first)) = numbers.get(&spec.number) {
+                check.at(
+                    &at.key("number"),
+                    format!(
+                        "channel number {} is already used by channel `{first_id}` at {first}",
+                        spec.number
+                    ),
+                );
+            } else {
+                numbers.insert(spec.number, (&spec.id, check.place(&at.key("number"))));
+            }
+            ladder_references.push(Reference {
+                order,
+                place: check.place(&at.key("ladder")),
+                name: &spec.ladder,
+            });
+            if let Some(channel) = check_channel(&mut check, &at, spec, base) {
+                catalog.channels.push(channel);
+            }
+        }
+
+        for (name, spec) in &parsed.document.ladders {
+            let at = NodePath::root().key("ladders").key(name);
+            if let Some(first) = ladders.get(name.as_str()) {
+                check.at_key(
+                    &at,
+                    format!("ladder `{name}` is already defined at {first}"),
+                );
+            } else {
+                ladders.insert(name, check.key_place(&at));
+            }
+            encoder_references.push(Reference {
+                order,
+                place: check.place(&at.key("encoder")),
+                name: &spec.encoder,
+            });
+            if let Some(ladder) = check_ladder(&mut check, &at, spec) {
+                catalog.ladders.entry(name.clone()).or_insert(ladder);
+            }
+        }
+
+        for (name, profile) in &parsed.document.encoders {
+            let at = NodePath::root().key("encoders").key(name);
+            if let Some(first) = encoders.get(name.as_str()) {
+                check.at_key(
+                    &at,
+                    format!("encoder profile `{name}` is already defined at {first}"),
+                );
+            } else {
+                encoders.insert(name, check.key_place(&at));
+            }
+            if check_encoder(&mut check, &at, profile) {
+                catalog
+                    .encoders
+                    .entry(name.clone())
+                    .or_insert_with(|| profile.clone());
+            }
+        }
+    }
+
+    if complete {
+        for reference in ladder_references {
+            if !ladders.contains_key(reference.name) {
+                let message = format!(
+                    "unknown ladder `{}` ({})",
+                    reference.name,
+                    defined(&ladders, "ladders")
+                );
+                problems.push(
+                    reference.order,
+                    reference.place.file,
+                    reference.place.at,
+                    message,
+                );
+            }
+        }
+        for reference in encoder_references {
+            if !encoders.contains_key(reference.name) {
+                let message = format!(
+                    "unknown encoder profile `{}` ({})",
+                    reference.name,
+                    defined(&encoders, "encoder profiles")
+                );
+                problems.push(
+                    reference.order,
+                    reference.place.file,
+                    reference.place.at,
+                    message,
+                );
+            }
+        }
+    }
+    catalog
+}
+
+/// "defined: a, b" or "no ladders are defined", sorted for a stable message.
+fn defined(names: &HashMap<&str, Place>, what: &str) -> String {
+    let mut names: Vec<&str> = names.keys().copied().collect();
+    if names.is_empty() {
+        return format!("no {what} are defined");
+    }
+    names.sort_unstable();
+    format!("defined: {}", names.join(", "))
+}
+
+fn is_url_segment(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    first_ok
+        && name.len() <= URL_SEGMENT_MAX_LEN
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+fn check_channel(
+    check: &mut FileCheck,
+    at: &NodePath,
+    spec: &ChannelSpec,
+    base: &Path,
+) -> Option<Channel> {
+    let before = check.problems.len();
+    if !is_url_segment(&spec.id) {
+        check.at(
+            &at.key("id"),
+            format!(
+                "channel id `{}` must match {URL_SEGMENT_PATTERN} and be at most {URL_SEGMENT_MAX_LEN} characters",
+                spec.id
+            ),
+        );
+    }
+    if spec.number == 0 {
+        check.at(
+            &at.key("number"),
+            "channel number must be greater than 0".to_owned(),
+        );
+    }
+    if spec.name.trim().is_empty() {
+        check.at(&at.key("name"), "channel name must not be empty".to_owned());
+    }
+    let source = Source::resolve(&spec.source.uri, spec.source.options.clone(), base)
+        .map_err(|message| check.at(&at.key("source").key("uri"), message))
+        .ok()?;
+    (check.problems.len() == before).then(|| Channel {
+        id: spec.id.clone(),
+        number: spec.number,
+        name: spec.name.clone(),
+        group: spec.group.clone(),
+        logo: spec.logo.clone(),
+        source,
+        ladder: spec.ladder.clone(),
+        outputs: spec.outputs.clone(),
+    })
+}
+
+fn check_ladder(check: &mut FileCheck, at: &NodePath, spec: &LadderSpec) -> Option<Ladder> {
+    let before = check.problems.len();
+    let segment_duration = duration(check, at, "segment_duration", spec.segment_duration);
+    let gop = duration(check, at, "gop", spec.gop);
+    if let (Some(segment_duration), Some(gop)) = (segment_duration, gop) {
+        // Segments are cut on keyframes only, so a segment holds whole GOPs.
+        if segment_duration.as_millis() % gop.as_millis() != 0 {
+            check.at(
+                &at.key("gop"),
+                format!(
+                    "gop ({}) must divide segment_duration ({}) so every segment starts on a keyframe",
+                    seconds(gop),
+                    seconds(segment_duration)
+                ),
+            );
+        }
+    }
+    if spec.window < MIN_WINDOW {
+        check.at(
+            &at.key("window"),
+            format!(
+                "window must be at least {MIN_WINDOW} segments, not {}: players start {MIN_WINDOW} segments from the live edge",
+                spec.window
+            ),
+        );
+    }
+
+    let renditions = at.key("renditions");
+    if spec.renditions.is_empty() {
+        check.at(
+            &renditions,
+            "a ladder needs at least one rendition".to_owned(),
+        );
+    }
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (index, rendition) in spec.renditions.iter().enumerate() {
+        let at = renditions.index(index);
+        let name = &rendition.name;
+        if name == RESERVED_RENDITION_NAME {
+            check.at(
+                &at.key("name"),
+                format!("rendition name `{name}` is reserved for the audio playlist"),
+            );
+        } else if !is_url_segment(name) {
+            check.at(
+                &at.key("name"),
+                format!(
+                    "rendition name `{name}` must match {URL_SEGMENT_PATTERN} and be at most {URL_SEGMENT_MAX_LEN} characters"
+                ),
+            );
+        } else if let Some(first) = names.get(name.as_str()) {
+            check.at(
+                &at.key("name"),
+                format!("rendition name `{name}` is already used by renditions[{first}]"),
+            );
+        } else {
+            names.insert(name, index);
+        }
+        // 4:2:0 video halves both chroma dimensions, so the picture must be even.
+        for (field, value) in [("width", rendition.width), ("height", rendition.height)] {
+            if value == 0 || value % 2 != 0 {
+                check.at(
+                    &at.key(field),
+                    format!("{field} must be even and greater than 0, not {value}"),
+                );
+            }
+        }
+        for (field, value) in [
+            ("bitrate", rendition.bitrate),
+            ("max_framerate", rendition.max_framerate),
+        ] {
+            if value == 0 {
+                check.at(&at.key(field), format!("{field} must be greater than 0"));
+            }
+        }
+        // Players pick the first variant they can sustain by walking the
+        // playlist in order, and ABR steps down by bitrate.
+        if let Some(above) = index.checked_sub(1).and_then(|i| spec.renditions.get(i)) {
+            if rendition.bitrate >= above.bitrate {
+                check.at(
+                    &at.key("bitrate"),
+                    format!(
+                        "rendition `{name}` ({} kbit/s) must have a lower bitrate than `{}` above it ({} kbit/s): list renditions from highest to lowest",
+                        rendition.bitrate, above.name, above.bitrate
+                    ),
+                );
+            }
+            if rendition.height > above.height {
+                check.at(
+                    &at.key("height"),
+                    format!(
+                        "rendition `{name}` ({} lines) must not be taller than `{}` above it ({} lines): list renditions from highest to lowest",
+                        rendition.height, above.name, above.height
+                    ),
+                );
+            }
+        }
+    }
+
+    let audio = at.key("audio");
+    if !matches!(spec.audio.channels, 1 | 2) {
+        check.at(
+            &audio.key("channels"),
+            format!(
+                "audio channels must be 1 (mono) or 2 (stereo), not {}",
+                spec.audio.channels
+            ),
+        );
+    }
+    if spec.audio.bitrate == 0 {
+        check.at(
+            &audio.key("bitrate"),
+            "audio bitrate must be greater than 0".to_owned(),
+        );
+    }
+    if !AAC_SAMPLE_RATES.contains(&spec.audio.sample_rate) {
+        let rates: Vec<String> = AAC_SAMPLE_RATES.iter().map(u32::to_string).collect();
+        check.at(
+            &audio.key("sample_rate"),
+            format!(
+                "audio sample_rate {} is not an AAC sampling frequency ({})",
+                spec.audio.sample_rate,
+                rates.join(", ")
+            ),
+        );
+    }
+
+    (check.problems.len() == before).then(|| Ladder {
+        encoder: spec.encoder.clone(),
+        segment_duration: segment_duration.unwrap_or_default(),
+        gop: gop.unwrap_or_default(),
+        window: spec.window,
+        renditions: spec.renditions.clone(),
+        audio: spec.audio.clone(),
+    })
+}
+
+/// Seconds as written, kept as whole milliseconds: compared as floats,
+/// 0.1 s would not divide 0.3 s.
+fn duration(check: &mut FileCheck, at: &NodePath, field: &str, seconds: f64) -> Option<Duration> {
+    let millis = seconds * 1000.0;
+    let message = if !millis.is_finite() || millis < 0.5 {
+        format!("{field} must be at least 1 millisecond, not {seconds}")
+    } else if (millis - millis.round()).abs() > 1e-6 {
+        format!("{field} must be a whole number of milliseconds, not {seconds}")
+    } else {
+        // Saturates rather than wraps for absurd values; no rule needs a cap.
+        return Some(Duration::from_millis(millis.round() as u64));
+    };
+    check.at(&at.key(field), message);
+    None
+}
+
+/// `2s`, `1.5s`.
+fn seconds(duration: Duration) -> String {
+    format!("{}s", duration.as_secs_f64())
+}
+
+fn check_encoder(check: &mut FileCheck, at: &NodePath, profile: &EncoderProfile) -> bool {
+    let before = check.problems.len();
+    let names = [
+        ("element", Some(&profile.element)),
+        ("bitrate_property", Some(&profile.bitrate_property)),
+        ("gop_property", profile.gop_property.as_ref()),
+    ];
+    for (field, value) in names {
+        if value.is_some_and(|value| value.trim().is_empty()) {
+            check.at(&at.key(field), format!("{field} must not be empty"));
+        }
+    }
+    for (property, _) in profile
+        .properties
+        .iter()
+        .filter(|(name, _)| name.trim().is_empty())
+    {
+        check.at(
+            &at.key("properties").key(property),
+            "property names must not be empty".to_owned(),
+        );
+    }
+    check.problems.len() == before
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::CatalogError;
+    use super::*;
+
+    const ENCODERS: &str = "\
+encoders:
+  x264:
+    element: x264enc
+    gop_property: key-int-max
+";
+
+    const LADDERS: &str = "\
+ladders:
+  default:
+    segment_duration: 2
+    gop: 1
+    renditions:
+      - { name: 720p, width: 1280, height: 720, bitrate: 2500, profile: high, max_framerate: 30 }
+      - { name: 360p, width: 640, height: 360, bitrate: 700, profile: main, max_framerate: 30 }
+    audio: { codec: aac, bitrate: 128, channels: 2 }
+";
+
+    fn channel(id: &str, number: u32, uri: &str) -> String {
+        format!(
+            "  - id: {id}\n    number: {number}\n    name: Test\n    group: Test\n    source: {{ uri: \"{uri}\" }}\n    ladder: default\n"
+        )
+    }
+
+    fn load(files: &[(&str, &str)]) -> Result<Catalog, CatalogError> {
+        let files: Vec<(PathBuf, String)> = files
+            .iter()
+            .map(|(name, text)| (PathBuf::from(name), (*text).to_owned()))
+            .collect();
+        Catalog::from_texts(&files)
+    }
+
+    /// Every problem, as the `check` command prints it.
+    fn problems(files: &[(&str, &str)]) -> Vec<String> {
+        match load(files) {
+            Ok(catalog) => panic!("expected problems, loaded {catalog:#?}"),
+            Err(CatalogError::Invalid(problems)) => {
+                problems.iter().map(Problem::to_string).collect()
+            }
+            Err(error) => panic!("expected problems, got {error}"),
+        }
+    }
+
+    /// Problems of a ladder file with `ladder` as its only ladder.
+    fn ladder_problems(ladder: &str) -> Vec<String> {
+        let text = format!("{ENCODERS}ladders:\n  default:\n{ladder}");
+        problems(&[("l.yaml", &text)])
+    }
+
+    const GOOD_LADDER: &str = concat!(
+        "    segment_duration: 2\n",
+        "    gop: 1\n",
+        "    renditions:\n",
+        "      - { name: hi, width: 1280, height: 720, bitrate: 2500, profile: high, max_framerate: 30 }\n",
+        "    audio: { codec: aac, bitrate: 128, channels: 2 }\n",
+    );
+
+    #[test]
+    fn a_valid_catalog_loads_across_files() {
+        let channels = format!(
+            "channels:\n{}{}",
+            channel("news", 1, "test://"),
+            channel("film", 2, "file://media/film.mp4")
+        );
+        let catalog = load(&[
+            ("c.yaml", &channels),
+            ("l.yaml", LADDERS),
+            ("e.yaml", ENCODERS),
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+        let ids: Vec<&str> = catalog.channels.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["news", "film"]);
+        let ladder = catalog.ladder(&catalog.channels[0]);
+        assert_eq!(ladder.segment_duration, Duration::from_secs(2));
+        assert_eq!(ladder.gop, Duration::from_secs(1));
+        assert_eq!(ladder.window, 6);
+        assert_eq!(ladder.encoder, "x264");
+        assert_eq!(catalog.encoder(ladder).element, "x264enc");
+        let film = catalog.channels[1]
+            .source
+            .file_path()
+            .expect("a file source");
+        assert!(
+            film.is_absolute() && film.ends_with("media/film.mp4"),
+            "{}",
+            film.display()
+        );
+    }
+
+    #[test]
+    fn fractional_durations_are_kept_in_milliseconds() {
+        let ladder = GOOD_LADDER
+            .replace("segment_duration: 2", "segment_duration: 1.5")
+            .replace("gop: 1", "gop: 0.5");
+        let text = format!("{ENCODERS}ladders:\n  default:\n{ladder}");
+        let catalog = load(&[("l.yaml", &text)]).unwrap_or_else(|error| panic!("{error}"));
+        let ladder = &catalog.ladders["default"];
+        assert_eq!(ladder.segment_duration, Duration::from_millis(1500));
+        assert_eq!(ladder.gop, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn point_one_divides_point_three() {
+        let ladder = GOOD_LADDER
+            .replace("segment_duration: 2", "segment_duration: 0.3")
+            .replace("gop: 1", "gop: 0.1");
+        let text = format!("{ENCODERS}ladders:\n  default:\n{ladder}");
+        assert!(load(&[("l.yaml", &text)]).is_ok());
+    }
+
+    #[test]
+    fn syntax_errors_are_placed_by_serde_yaml() {
+        assert_eq!(
+            problems(&[("a.yaml", "channels: [\n")]),
+            ["a.yaml:2:1: did not find expected node content, while parsing a flow node"]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_placed_at_the_field() {
+        let text = format!(
+            "channels:\n{}    colour: red\n",
+            channel("news", 1, "test://")
+        );
+        assert_eq!(
+            problems(&[("c.yaml", &text), ("l.yaml", LADDERS), ("e.yaml", ENCODERS)]),
+            ["c.yaml:8:5: channels[0]: unknown field `colour`, expected one of `id`, `number`, `name`, `group`, `logo`, `source`, `ladder`, `outputs`"]
+        );
+    }
+
+    #[test]
+    fn a_file_that_fails_to_parse_does_not_hide_problems_in_others() {
+        let channels = format!("channels:\n{}", channel("News", 1, "test://"));
+        assert_eq!(
+            problems(&[("c.yaml", &channels), ("l.yaml", "ladders: {\n")]),
+            [
+                "c.yaml:2:9: channel id `News` must match ^[a-z0-9][a-z0-9_-]*$ and be at most 64 characters",
+                "l.yaml:2:1: did not find expected node content, while parsing a flow node",
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_channel_ids_and_numbers_point_at_the_first() {
+        let one = format!("channels:\n{}", channel("news", 1, "test://"));
+        let two = format!(
+            "channels:\n{}{}",
+            channel("sport", 2, "test://"),
+            channel("news", 1, "test://")
+        );
+        assert_eq!(
+            problems(&[
+                ("a.yaml", &one),
+                ("b.yaml", &two),
+                ("l.yaml", LADDERS),
+                ("e.yaml", ENCODERS)
+            ]),
+            [
+                "b.yaml:8:9: channel id `news` is already used at a.yaml:2:9",
+                "b.yaml:9:13: channel number 1 is already used by channel `news` at a.yaml:3:13",
+            ]
+        );
+    }
+
+    #[test]
+    fn channel_ids_are_url_segments() {
+        for id in [
+            "News",
+            "-news",
+            "news.hd",
+            "n\u{e9}ws",
+            "\"\"",
+            &"a".repeat(65),
+        ] {
+            let text = format!("channels:\n{}", channel(id, 1, "test://"));
+            let problems =
+                problems(&[("c.yaml", &text), ("l.yaml", LADDERS), ("e.yaml", ENCODERS)]);
+            assert_eq!(problems.len(), 1, "{id}: {problems:?}");
+            assert!(
+                problems[0].starts_with("c.yaml:2:9: channel id `"),
+                "{id}: {problems:?}"
+            );
+        }
+        for id in ["news", "0", "news-hd_2", &"a".repeat(64)] {
+            let text = format!("channels:\n{}", channel(id, 1, "test://"));
+            assert!(
+                load(&[("c.yaml", &text), ("l.yaml", LADDERS), ("e.yaml", ENCODERS)]).is_ok(),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn channel_number_zero_and_empty_name_are_refused() {
+        let text = format!("channels:\n{}", channel("news", 0, "test://"))
+            .replace("name: Test", "name: ''");
+        assert_eq!(
+            problems(&[("c.yaml", &text), ("l.yaml", LADDERS), ("e.yaml", ENCODERS)]),
+            [
+                "c.yaml:3:13: channel number must be greater than 0",
+                "c.yaml:4:11: channel name must not be empty",
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_source_uris_are_placed_at_the_uri() {
+        let text = format!(
+            "channels:\n{}{}",
+            channel("news", 1, "ftp://x/a.ts"),
+            channel("film", 2, "file://")
+        );
+        assert_eq!(
+            problems(&[("c.yaml", &text), ("l.yaml", LADDERS), ("e.yaml", ENCODERS)]),
+            [
+                "c.yaml:6:20: unsupported source scheme `ftp` (supported: test, file, udp, rtp, srt, rtmp, rtsp, http, https)",
+                "c.yaml:12:20: file:// source has an empty path",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_ladders_and_encoders_list_what_is_defined() {
+        let text = format!("channels:\n{}", channel("news", 1, "test://"))
+            .replace("ladder: default", "ladder: hd");
+        let ladders = LADDERS.replace("    gop: 1\n", "    gop: 1\n    encoder: nvenc\n");
+        assert_eq!(
+            problems(&[
+                ("c.yaml", &text),
+                ("l.yaml", &ladders),
+                ("e.yaml", ENCODERS)
+            ]),
+            [
+                "c.yaml:7:13: unknown ladder `hd` (defined: default)",
+                "l.yaml:5:14: unknown encoder profile `nvenc` (defined: x264)",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_absent_encoder_defaults_to_x264_and_is_placed_at_its_ladder() {
+        assert_eq!(
+            problems(&[("l.yaml", LADDERS)]),
+            ["l.yaml:3:5: unknown encoder profile `x264` (no encoder profiles are defined)"]
+        );
+    }
+
+    #[test]
+    fn references_are_not_checked_while_a_file_does_not_parse() {
+        let text = format!("channels:\n{}", channel("news", 1, "test://"));
+        assert_eq!(
+            problems(&[("c.yaml", &text), ("l.yaml", "ladders: [")]),
+            ["l.yaml:1:10: ladders: invalid type: sequence, expected a map"]
+        );
+    }
+
+    #[test]
+    fn names_defined_twice_across_files_point_at_the_first() {
+        assert_eq!(
+            problems(&[
+                ("a.yaml", &format!("{ENCODERS}{LADDERS}")),
+                ("b.yaml", &format!("{LADDERS}{ENCODERS}"))
+            ]),
+            [
+                "b.yaml:2:3: ladder `default` is already defined at a.yaml:6:3",
+                "b.yaml:10:3: encoder profile `x264` is already defined at a.yaml:2:3",
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_defined_twice_in_one_mapping_are_refused() {
+        let text = format!("{ENCODERS}{LADDERS}{}", LADDERS.replace("ladders:\n", ""));
+        // serde_yaml would silently keep the second `default`.
+        assert_eq!(
+            problems(&[("a.yaml", &text)]),
+            ["a.yaml:13:3: duplicate key `default`, first at line 6 column 3"]
+        );
+    }
+
+    #[test]
+    fn gop_must_divide_segment_duration() {
+        assert_eq!(
+            ladder_problems(&GOOD_LADDER.replace("gop: 1", "gop: 0.75")),
+            ["l.yaml:8:10: gop (0.75s) must divide segment_duration (2s) so every segment starts on a keyframe"]
+        );
+    }
+
+    #[test]
+    fn durations_are_positive_whole_milliseconds() {
+        let ladder = GOOD_LADDER
+            .replace("segment_duration: 2", "segment_duration: 0.0005")
+            .replace("gop: 1", "gop: -1");
+        assert_eq!(
+            ladder_problems(&ladder),
+            [
+                "l.yaml:7:23: segment_duration must be a whole number of milliseconds, not 0.0005",
+                "l.yaml:8:10: gop must be at least 1 millisecond, not -1",
+            ]
+        );
+        assert_eq!(
+            ladder_problems(&GOOD_LADDER.replace("gop: 1", "gop: .nan")),
+            ["l.yaml:8:10: gop must be at least 1 millisecond, not NaN"]
+        );
+    }
+
+    #[test]
+    fn window_is_at_least_three_segments() {
+        assert_eq!(
+            ladder_problems(&format!("    window: 2\n{GOOD_LADDER}")),
+            ["l.yaml:7:13: window must be at least 3 segments, not 2: players start 3 segments from the live edge"]
+        );
+    }
+
+    #[test]
+    fn a_ladder_needs_a_rendition() {
+        let ladder = "    segment_duration: 2\n    gop: 1\n    renditions: []\n    audio: { codec: aac, bitrate: 128, channels: 2 }\n";
+        assert_eq!(
+            ladder_problems(ladder),
+            ["l.yaml:9:17: a ladder needs at least one rendition"]
+        );
+    }
+
+    const RENDITIONS_HEAD: &str = "    segment_duration: 2\n    gop: 1\n    audio: { codec: aac, bitrate: 128, channels: 2 }\n    renditions:\n";
+
+    fn rendition(name: &str, width: u32, height: u32, bitrate: u32, framerate: u32) -> String {
+        format!(
+            "      - {{ name: {name}, width: {width}, height: {height}, bitrate: {bitrate}, profile: main, max_framerate: {framerate} }}\n"
+        )
+    }
+
+    #[test]
+    fn renditions_go_from_highest_to_lowest() {
+        let ladder = format!(
+            "{RENDITIONS_HEAD}{}{}{}",
+            rendition("a", 640, 360, 700, 30),
+            rendition("b", 1280, 720, 700, 30),
+            rendition("c", 640, 360, 300, 30)
+        );
+        assert_eq!(
+            ladder_problems(&ladder),
+            [
+                "l.yaml:12:41: rendition `b` (720 lines) must not be taller than `a` above it (360 lines): list renditions from highest to lowest",
+                "l.yaml:12:55: rendition `b` (700 kbit/s) must have a lower bitrate than `a` above it (700 kbit/s): list renditions from highest to lowest",
+            ]
+        );
+    }
+
+    #[test]
+    fn rendition_names_are_unique_url_segments_and_not_audio() {
+        let ladder = format!(
+            "{RENDITIONS_HEAD}{}{}{}{}",
+            rendition("a", 1280, 720, 3000, 30),
+            rendition("a", 854, 480, 1400, 30),
+            rendition("audio", 640, 360, 800, 30),
+            rendition("Low", 426, 240, 300, 30)
+        );
+        assert_eq!(
+            ladder_problems(&ladder),
+            [
+                "l.yaml:12:17: rendition name `a` is already used by renditions[0]",
+                "l.yaml:13:17: rendition name `audio` is reserved for the audio playlist",
+                "l.yaml:14:17: rendition name `Low` must match ^[a-z0-9][a-z0-9_-]*$ and be at most 64 characters",
+            ]
+        );
+    }
+
+    #[test]
+    fn rendition_sizes_are_even_and_rates_positive() {
+        let ladder = format!("{RENDITIONS_HEAD}{}", rendition("a", 853, 0, 0, 0));
+        assert_eq!(
+            ladder_problems(&ladder),
+            [
+                "l.yaml:11:27: width must be even and greater than 0, not 853",
+                "l.yaml:11:40: height must be even and greater than 0, not 0",
+                "l.yaml:11:52: bitrate must be greater than 0",
+                "l.yaml:11:85: max_framerate must be greater than 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn audio_is_mono_or_stereo_aac_at_a_standard_rate() {
+        let ladder = GOOD_LADDER.replace(
+            "{ codec: aac, bitrate: 128, channels: 2 }",
+            "{ codec: aac, bitrate: 0, channels: 6, sample_rate: 47000 }",
+        );
+        assert_eq!(
+            ladder_problems(&ladder),
+            [
+                "l.yaml:11:35: audio bitrate must be greater than 0",
+                "l.yaml:11:48: audio channels must be 1 (mono) or 2 (stereo), not 6",
+                "l.yaml:11:64: audio sample_rate 47000 is not an AAC sampling frequency (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)",
+            ]
+        );
+    }
+
+    #[test]
+    fn encoder_names_must_not_be_empty() {
+        let text = format!(
+            "encoders:\n  x264:\n    element: ''\n    gop_property: ' '\n{}",
+            "    properties: { '': 1 }\n"
+        );
+        assert_eq!(
+            problems(&[("e.yaml", &text)]),
+            [
+                "e.yaml:3:14: element must not be empty",
+                "e.yaml:4:19: gop_property must not be empty",
+                "e.yaml:5:23: property names must not be empty",
+            ]
+        );
+    }
+
+    #[test]
+    fn problems_are_sorted_by_file_then_position() {
+        let two = format!(
+            "channels:\n{}{}",
+            channel("Bad", 0, "test://"),
+            channel("also-bad", 3, "ftp://x")
+        );
+        let one = format!("channels:\n{}", channel("x", 7, "ftp://y"));
+        let problems = problems(&[
+            ("b.yaml", &two),
+            ("a.yaml", &one),
+            ("l.yaml", LADDERS),
+            ("e.yaml", ENCODERS),
+        ]);
+        let places: Vec<&str> = problems
+            .iter()
+            .map(|p| p.split(": ").next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            places,
+            ["b.yaml:2:9", "b.yaml:3:13", "b.yaml:12:20", "a.yaml:6:20"]
+        );
+    }
+
+    #[test]
+    fn arbitrary_input_never_panics() {
+        let texts = [
+            "",
+            "~",
+            "[]",
+            "- 1",
+            "channels: 3",
+            "channels: [~]",
+            "ladders: { a: ~ }",
+            "channels:\n  - &c { id: a }\n  - *c\n",
+            "{{{{",
+            "'",
+            "\u{0}",
+            "a: &a\n  b: *a\n",
+            "<<: { channels: [] }",
+            "ladders:\n  x:\n    renditions: [{ name: a }]\n",
+        ];
+        for text in texts {
+            let _ = load(&[("x.yaml", text)]);
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! headend: one catalog, one encode, every screen.
+//!
+//! The module tree follows the data: `catalog` → `supervisor` → `pipeline` →
+//! `packager` → `store` → `origin`. The origin knows nothing of GStreamer.
+
+pub mod catalog;
+pub mod origin;
+pub mod packager;
+pub mod pipeline;
+pub mod store;
+pub mod supervisor;

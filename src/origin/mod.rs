@@ -1,0 +1,363 @@
+//! Origin: the HTTP server that plays out the live window from the [`SegmentStore`].
+//!
+//! hyper 1.x on tokio, HTTP/1.1 and HTTP/2 (h2c prior knowledge) on one port through
+//! hyper-util's auto builder. Every answer is built from `Bytes` already in memory
+//! (`service.rs`), so a request never waits on anything but its own socket.
+//!
+//! Limits a hostile or broken client meets:
+//! - request head size: `max_header_bytes` (HTTP/1 read buffer, HTTP/2 header list);
+//!   an oversized HTTP/1 head gets 431 from hyper;
+//! - `header_read_timeout` for an HTTP/1 request head. hyper 1.x also runs this timer
+//!   while a keep-alive connection waits for its next request, so an idle HTTP/1
+//!   connection closes after the shorter of this and `idle_timeout`;
+//! - `idle_timeout`: no byte read or written for this long closes any connection
+//!   (`idle.rs`), including one that never sends a byte;
+//! - shutdown drains open connections for at most [`DRAIN_TIMEOUT`], then drops them.
+
+mod etag;
+mod idle;
+mod range;
+mod route;
+mod service;
+
+use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::store::SegmentStore;
+
+/// How long open connections may take to finish after shutdown is asked for.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// hyper panics on an HTTP/1 read buffer below 8 KiB (`MINIMUM_MAX_BUFFER_SIZE`), so
+/// smaller limits are refused at bind time instead.
+const MIN_HEADER_BYTES: usize = 8 * 1024;
+
+/// A pause after an accept error that is not about one connection (out of file
+/// descriptors, say), so the loop does not spin while the condition lasts.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What the origin listens on and the limits it puts on clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginConfig {
+    pub listen: SocketAddr,
+    /// Largest request head accepted, in bytes (at least 8 KiB).
+    pub max_header_bytes: usize,
+    /// A connection with no traffic either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Time allowed for an HTTP/1 request head to arrive in full.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            // Players send short heads; 16 KiB leaves room for long cookies and tokens.
+            max_header_bytes: 16 * 1024,
+            idle_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The origin's errors. Match on the variant; the wording may change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OriginError {
+    #[error("invalid origin configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A bound origin server; [`Origin::serve`] runs it.
+pub struct Origin {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    config: OriginConfig,
+    store: Arc<SegmentStore>,
+}
+
+impl std::fmt::Debug for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Origin")
+            .field("local_addr", &self.local_addr)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Origin {
+    /// Checks the configuration and binds the listening socket.
+    pub async fn bind(
+        config: OriginConfig,
+        store: Arc<SegmentStore>,
+    ) -> Result<Origin, OriginError> {
+        validate(&config)?;
+        let addr = config.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| OriginError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| OriginError::Bind { addr, source })?;
+        Ok(Origin {
+            listener,
+            local_addr,
+            config,
+            store,
+        })
+    }
+
+    /// The address actually bound (the port is chosen by the OS for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and drains open
+    /// connections for at most [`DRAIN_TIMEOUT`].
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), OriginError> {
+        let Origin {
+            listener,
+            local_addr,
+            config,
+            store,
+        } = self;
+        let builder = Arc::new(connection_builder(&config));
+        let graceful = GracefulShutdown::new();
+        let mut connections = JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        info!(addr = %local_addr, "Origin listening.");
+
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some(joined) = connections.join_next(), if !connections.is_empty() => {
+                    if let Err(e) = joined {
+                        if e.is_panic() {
+                            warn!(error = %e, "Origin connection task panicked.");
+                        }
+                    }
+                }
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            warn!(error = %e, "Origin could not accept a connection.");
+                            if !is_per_connection(&e) {
+                                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                            }
+                            continue;
+                        }
+                    };
+                    // Playlists and small segments go out in few writes; Nagle would only
+                    // add latency at the live edge.
+                    if let Err(e) = stream.set_nodelay(true) {
+                        debug!(%peer, error = %e, "Could not set TCP_NODELAY.");
+                    }
+                    let io = TokioIo::new(idle::IdleTimeout::new(stream, config.idle_timeout));
+                    let builder = Arc::clone(&builder);
+                    let store = Arc::clone(&store);
+                    let watcher = graceful.watcher();
+                    connections.spawn(async move {
+                        let service = service_fn(move |req: Request<Incoming>| {
+                            let response = service::respond(&store, &req);
+                            debug!(
+                                %peer,
+                                method = %req.method(),
+                                path = ?req.uri().path(),
+                                version = ?req.version(),
+                                status = response.status().as_u16(),
+                                "Request served."
+                            );
+                            std::future::ready(Ok::<_, Infallible>(response))
+                        });
+                        let connection = builder.serve_connection(io, service);
+                        if let Err(e) = watcher.watch(connection).await {
+                            log_connection_error(peer, e.as_ref());
+                        }
+                    });
+                }
+            }
+        }
+
+        drop(listener);
+        info!(
+            addr = %local_addr,
+            connections = graceful.count(),
+            "Origin stopped accepting; draining open connections."
+        );
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            warn!(
+                addr = %local_addr,
+                timeout = ?DRAIN_TIMEOUT,
+                "Origin connections did not drain in time; closing them."
+            );
+        }
+        // Aborts whatever did not drain and waits for the tasks to go.
+        connections.shutdown().await;
+        info!(addr = %local_addr, "Origin stopped.");
+        Ok(())
+    }
+}
+
+fn validate(config: &OriginConfig) -> Result<(), OriginError> {
+    let mut problems = Vec::new();
+    if config.max_header_bytes < MIN_HEADER_BYTES {
+        problems.push(format!(
+            "max_header_bytes is {}, the least allowed is {MIN_HEADER_BYTES}",
+            config.max_header_bytes
+        ));
+    }
+    if u32::try_from(config.max_header_bytes).is_err() {
+        problems.push(format!(
+            "max_header_bytes is {}, the most allowed is {}",
+            config.max_header_bytes,
+            u32::MAX
+        ));
+    }
+    if config.idle_timeout.is_zero() {
+        problems.push("idle_timeout must be more than zero".to_owned());
+    }
+    if config.header_read_timeout.is_zero() {
+        problems.push("header_read_timeout must be more than zero".to_owned());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(OriginError::Config(problems.join("; ")))
+    }
+}
+
+fn connection_builder(config: &OriginConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // `validate` checked that it fits.
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Accept errors that concern only the connection being accepted: the next accept may
+/// well succeed at once.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// Clients that send garbage, stall or vanish are routine for a public server and are
+/// logged at debug, so they cannot flood the log; anything else is a warning.
+fn log_connection_error(peer: SocketAddr, error: &(dyn StdError + 'static)) {
+    if is_client_fault(error) {
+        debug!(%peer, error = %error, "Origin connection ended by a client error.");
+    } else {
+        warn!(%peer, error = %error, "Origin connection failed.");
+    }
+}
+
+fn is_client_fault(error: &(dyn StdError + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(e) = e.downcast_ref::<hyper::Error>() {
+            if e.is_parse() || e.is_parse_too_large() || e.is_timeout() || e.is_incomplete_message()
+            {
+                return true;
+            }
+        }
+        if let Some(e) = e.downcast_ref::<io::Error>() {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::TimedOut
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        cause = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_problems_are_reported_together() {
+        let config = OriginConfig {
+            max_header_bytes: 1024,
+            idle_timeout: Duration::ZERO,
+            header_read_timeout: Duration::ZERO,
+            ..OriginConfig::default()
+        };
+        let Err(OriginError::Config(message)) = validate(&config) else {
+            panic!("invalid configuration accepted");
+        };
+        assert_eq!(
+            message,
+            "max_header_bytes is 1024, the least allowed is 8192; \
+             idle_timeout must be more than zero; \
+             header_read_timeout must be more than zero"
+        );
+        assert!(validate(&OriginConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn default_listens_on_localhost_8080() {
+        assert_eq!(
+            OriginConfig::default().listen,
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        );
+    }
+
+    #[test]
+    fn timeouts_and_resets_are_client_faults() {
+        let timeout = io::Error::new(io::ErrorKind::TimedOut, "idle");
+        assert!(is_client_fault(&timeout));
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        let wrapped: Box<dyn StdError + Send + Sync> = Box::new(reset);
+        assert!(is_client_fault(wrapped.as_ref()));
+        let other = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert!(!is_client_fault(&other));
+    }
+}

@@ -1,0 +1,252 @@
+//! Request paths to routes (the origin's part of the public URL layout).
+//!
+//! Every path segment is percent-decoded on its own and then checked, so an encoded
+//! slash, dot-segment or control character can never reach a store lookup as part of a
+//! name. Nothing here touches a filesystem; the checks keep names honest for logs and
+//! for whatever a future disk-backed route (DVR, VOD) does with them.
+
+/// One origin route, with its names percent-decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// `/healthz`
+    Health,
+    /// `/live/{channel}/master.m3u8`
+    Master { channel: String },
+    /// `/live/{channel}/{track}/index.m3u8`
+    MediaPlaylist { channel: String, track: String },
+    /// `/live/{channel}/{track}/init.mp4`
+    Init { channel: String, track: String },
+    /// `/live/{channel}/{track}/{sequence}.m4s`
+    Segment {
+        channel: String,
+        track: String,
+        sequence: u64,
+    },
+}
+
+/// Why a path has no route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RouteError {
+    /// The path is malformed or tries to escape its segment (`..`, encoded `/`, NUL):
+    /// answered with 400.
+    BadPath,
+    /// A well-formed path that names nothing: answered with 404.
+    NotFound,
+}
+
+/// Parses the path of an origin-form request target (the part before `?`).
+pub(crate) fn parse(path: &str) -> Result<Route, RouteError> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(RouteError::BadPath);
+    };
+    let segments = rest
+        .split('/')
+        .map(decode_segment)
+        .collect::<Result<Vec<String>, RouteError>>()?;
+    // No route has an empty segment (`//`, a trailing `/`); this check also keeps empty
+    // channel and track names out of the match below.
+    if segments.iter().any(String::is_empty) {
+        return Err(RouteError::NotFound);
+    }
+    let names: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match names.as_slice() {
+        ["healthz"] => Ok(Route::Health),
+        ["live", channel, "master.m3u8"] => Ok(Route::Master {
+            channel: (*channel).to_owned(),
+        }),
+        ["live", channel, track, "index.m3u8"] => Ok(Route::MediaPlaylist {
+            channel: (*channel).to_owned(),
+            track: (*track).to_owned(),
+        }),
+        ["live", channel, track, "init.mp4"] => Ok(Route::Init {
+            channel: (*channel).to_owned(),
+            track: (*track).to_owned(),
+        }),
+        ["live", channel, track, file] => {
+            let sequence = file
+                .strip_suffix(".m4s")
+                .and_then(parse_sequence)
+                .ok_or(RouteError::NotFound)?;
+            Ok(Route::Segment {
+                channel: (*channel).to_owned(),
+                track: (*track).to_owned(),
+                sequence,
+            })
+        }
+        _ => Err(RouteError::NotFound),
+    }
+}
+
+/// A media sequence number as the packager writes it: plain decimal, no sign, no
+/// leading zeros (so each segment has exactly one URL and one cache entry).
+fn parse_sequence(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if text.len() > 1 && text.starts_with('0') {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Percent-decodes one path segment and rejects what must never be part of a name.
+fn decode_segment(raw: &str) -> Result<String, RouteError> {
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let high = bytes.get(i + 1).and_then(|b| hex_value(*b));
+            let low = bytes.get(i + 2).and_then(|b| hex_value(*b));
+            let (Some(high), Some(low)) = (high, low) else {
+                return Err(RouteError::BadPath);
+            };
+            decoded.push(high << 4 | low);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let decoded = String::from_utf8(decoded).map_err(|_| RouteError::BadPath)?;
+    let escapes = decoded == "." || decoded == "..";
+    let forbidden = decoded
+        .chars()
+        .any(|c| c == '/' || c == '\\' || c.is_control());
+    if escapes || forbidden {
+        return Err(RouteError::BadPath);
+    }
+    Ok(decoded)
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(channel: &str, track: &str, sequence: u64) -> Route {
+        Route::Segment {
+            channel: channel.to_owned(),
+            track: track.to_owned(),
+            sequence,
+        }
+    }
+
+    #[test]
+    fn public_layout_routes() {
+        assert_eq!(parse("/healthz"), Ok(Route::Health));
+        assert_eq!(
+            parse("/live/news/master.m3u8"),
+            Ok(Route::Master {
+                channel: "news".into()
+            })
+        );
+        assert_eq!(
+            parse("/live/news/720p/index.m3u8"),
+            Ok(Route::MediaPlaylist {
+                channel: "news".into(),
+                track: "720p".into()
+            })
+        );
+        assert_eq!(
+            parse("/live/news/audio/init.mp4"),
+            Ok(Route::Init {
+                channel: "news".into(),
+                track: "audio".into()
+            })
+        );
+        assert_eq!(
+            parse("/live/news/720p/42.m4s"),
+            Ok(segment("news", "720p", 42))
+        );
+        assert_eq!(
+            parse("/live/news/720p/0.m4s"),
+            Ok(segment("news", "720p", 0))
+        );
+        assert_eq!(
+            parse("/live/news/720p/18446744073709551615.m4s"),
+            Ok(segment("news", "720p", u64::MAX))
+        );
+    }
+
+    #[test]
+    fn percent_encoded_unreserved_characters_are_the_same_name() {
+        assert_eq!(
+            parse("/live/n%65ws/master%2Em3u8"),
+            Ok(Route::Master {
+                channel: "news".into()
+            })
+        );
+    }
+
+    #[test]
+    fn sequence_numbers_have_one_spelling() {
+        for path in [
+            "/live/news/720p/042.m4s",
+            "/live/news/720p/+42.m4s",
+            "/live/news/720p/-1.m4s",
+            "/live/news/720p/4 2.m4s",
+            "/live/news/720p/.m4s",
+            "/live/news/720p/0x2a.m4s",
+            "/live/news/720p/18446744073709551616.m4s",
+            "/live/news/720p/42.mp4",
+            "/live/news/720p/42.1.m4s",
+        ] {
+            assert_eq!(parse(path), Err(RouteError::NotFound), "{path}");
+        }
+    }
+
+    #[test]
+    fn unknown_shapes_are_not_found() {
+        for path in [
+            "/",
+            "/live",
+            "/live/",
+            "/live/news",
+            "/live/news/",
+            "/live/news/720p/index.m3u8/",
+            "/live//720p/index.m3u8",
+            "/live/news//index.m3u8",
+            "/live/news/720p/extra/1.m4s",
+            "/vod/film/master.m3u8",
+            "/healthz/",
+            "/HEALTHZ",
+        ] {
+            assert_eq!(parse(path), Err(RouteError::NotFound), "{path}");
+        }
+    }
+
+    #[test]
+    fn traversal_and_smuggled_separators_are_bad_paths() {
+        for path in [
+            "/live/../etc/passwd",
+            "/live/news/../../etc/passwd",
+            "/live/./news/master.m3u8",
+            "/live/%2e%2e/x",
+            "/live/%2E%2E/x",
+            "/live/.%2e/x",
+            "/live/news/%2F..%2F/index.m3u8",
+            "/live/news%2f720p/index.m3u8",
+            "/live/news%5c..%5c/index.m3u8",
+            "/live/news%00/master.m3u8",
+            "/live/news%0a/master.m3u8",
+            "/live/news/%zz/index.m3u8",
+            "/live/news/%2/index.m3u8",
+            "/live/news/%/index.m3u8",
+            "/live/%ff%fe/master.m3u8",
+            "healthz",
+            "*",
+            "",
+        ] {
+            assert_eq!(parse(path), Err(RouteError::BadPath), "{path}");
+        }
+    }
+}

@@ -1,0 +1,566 @@
+//! Requests to responses: target checks, routing, store lookups, conditional requests,
+//! ranges, and the headers every answer carries. Synchronous and free of I/O, so it is
+//! tested without a socket; `mod.rs` wraps it in a hyper service.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Version};
+
+use super::etag;
+use super::range::{self, ByteRange};
+use super::route::{self, Route, RouteError};
+use crate::store::{LiveChannel, SegmentStore, AUDIO_TRACK};
+
+pub(crate) type Body = Full<Bytes>;
+
+const SERVER: &str = "headend";
+const ALLOW: &str = "GET, HEAD, OPTIONS";
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+const VIDEO_INIT_TYPE: &str = "video/mp4";
+const AUDIO_INIT_TYPE: &str = "audio/mp4";
+/// IANA's type for CMAF/ISO BMFF media segments (RFC 8216 §3.3 leaves the type open).
+const SEGMENT_TYPE: &str = "video/iso.segment";
+const TEXT_TYPE: &str = "text/plain; charset=utf-8";
+/// Init segments and media segments never change under their URL, so caches may keep
+/// them for the longest time RFC 9111 practice allows and skip revalidation.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Errors and health answers describe a moment: a cached 404 for a segment just ahead
+/// of the live edge would hide it once it exists.
+const NO_STORE: &str = "no-store";
+/// Headers a browser player may read from a cross-origin response.
+const EXPOSE_HEADERS: &str = "Content-Length, Content-Range, ETag";
+/// Request headers a cross-origin player may send (preflight answer).
+const ALLOW_HEADERS: &str = "Range, If-None-Match, If-Range";
+/// How long a browser may cache a preflight answer.
+const PREFLIGHT_MAX_AGE: &str = "86400";
+/// What a client should wait before asking again for a channel that is starting.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// `Cache-Control` for a live playlist. HLS CDN practice is to cache a live playlist
+/// for no longer than half the target duration, or a player behind the cache falls a
+/// segment behind and stalls. Whole seconds, rounded down; below one second only
+/// revalidation is safe.
+pub(crate) fn playlist_cache_control(target_duration: Duration) -> String {
+    match (target_duration / 2).as_secs() {
+        0 => "no-cache".to_owned(),
+        secs => format!("max-age={secs}"),
+    }
+}
+
+/// Answers one request from the store.
+pub(crate) fn respond<B>(store: &SegmentStore, req: &Request<B>) -> Response<Body> {
+    let method = req.method();
+    if !is_origin_form(req) {
+        return error(StatusCode::BAD_REQUEST, method);
+    }
+    let route = route::parse(req.uri().path());
+    if route == Err(RouteError::BadPath) {
+        return error(StatusCode::BAD_REQUEST, method);
+    }
+    match *method {
+        Method::GET | Method::HEAD => {}
+        Method::OPTIONS => return preflight(),
+        _ => return method_not_allowed(method),
+    }
+    let resource = match route {
+        Ok(route) => lookup(store, &route),
+        Err(_) => Err(Missing::NotFound),
+    };
+    let response = match resource {
+        Ok(resource) => represent(resource, req.headers(), method),
+        Err(Missing::NotFound) => error(StatusCode::NOT_FOUND, method),
+        Err(Missing::NotYet) => {
+            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, method);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+            response
+        }
+    };
+    without_body_for_head(response, method)
+}
+
+/// RFC 9112 §3.2: an origin server is asked with origin-form (`/path?query`). We take
+/// nothing else: absolute-form is for proxies, authority-form for CONNECT, asterisk-form
+/// (`OPTIONS *`) asks about the server, which has nothing to say. HTTP/2 carries the
+/// scheme and authority in their own pseudo-headers, so there only `:path` is checked.
+fn is_origin_form<B>(req: &Request<B>) -> bool {
+    let uri = req.uri();
+    let path_ok = uri.path().starts_with('/');
+    match req.version() {
+        Version::HTTP_2 | Version::HTTP_3 => path_ok,
+        _ => path_ok && uri.scheme().is_none() && uri.authority().is_none(),
+    }
+}
+
+/// A representation found in the store.
+struct Resource {
+    body: Bytes,
+    content_type: &'static str,
+    cache_control: String,
+    etag: Option<String>,
+}
+
+enum Missing {
+    /// No such channel, track or segment (or the segment left the window): 404.
+    NotFound,
+    /// The channel exists but has not published this yet: 503 with Retry-After.
+    NotYet,
+}
+
+fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
+    match route {
+        Route::Health => Ok(Resource {
+            body: Bytes::from_static(b"ok"),
+            content_type: TEXT_TYPE,
+            cache_control: NO_STORE.to_owned(),
+            etag: None,
+        }),
+        Route::Master { channel } => {
+            let live = store.channel(channel).ok_or(Missing::NotFound)?;
+            let body = live.master_playlist().ok_or(Missing::NotYet)?;
+            Ok(playlist(body, &live))
+        }
+        Route::MediaPlaylist { channel, track } => {
+            let live = store.channel(channel).ok_or(Missing::NotFound)?;
+            let body = live
+                .media_playlist(track)
+                .ok_or_else(|| not_yet_or_not_found(&live, track))?;
+            Ok(playlist(body, &live))
+        }
+        Route::Init { channel, track } => {
+            let live = store.channel(channel).ok_or(Missing::NotFound)?;
+            let body = live
+                .init_segment(track)
+                .ok_or_else(|| not_yet_or_not_found(&live, track))?;
+            let content_type = if track == AUDIO_TRACK {
+                AUDIO_INIT_TYPE
+            } else {
+                VIDEO_INIT_TYPE
+            };
+            // An init segment is replaced when a channel restarts, so its tag follows
+            // the bytes, not the name.
+            let etag = etag::for_content(&body);
+            Ok(Resource {
+                body,
+                content_type,
+                cache_control: IMMUTABLE.to_owned(),
+                etag: Some(etag),
+            })
+        }
+        Route::Segment {
+            channel,
+            track,
+            sequence,
+        } => {
+            let live = store.channel(channel).ok_or(Missing::NotFound)?;
+            // A sequence outside the window is gone (or not yet made): 404 either way,
+            // as a player that asks for it has lost the live edge and must reload.
+            let body = live.segment(track, *sequence).ok_or(Missing::NotFound)?;
+            let etag = etag::for_segment(channel, track, *sequence, body.len());
+            Ok(Resource {
+                body,
+                content_type: SEGMENT_TYPE,
+                cache_control: IMMUTABLE.to_owned(),
+                etag: Some(etag),
+            })
+        }
+    }
+}
+
+/// The store cannot say which tracks a channel will have. While a channel has not
+/// published its master playlist it is starting, and any track may still appear; after
+/// that, a track with an init segment is real and only its playlist is late.
+fn not_yet_or_not_found(live: &LiveChannel, track: &str) -> Missing {
+    if live.master_playlist().is_none() || live.init_segment(track).is_some() {
+        Missing::NotYet
+    } else {
+        Missing::NotFound
+    }
+}
+
+fn playlist(body: Bytes, live: &LiveChannel) -> Resource {
+    let etag = etag::for_content(&body);
+    Resource {
+        body,
+        content_type: PLAYLIST_TYPE,
+        cache_control: playlist_cache_control(live.target_duration()),
+        etag: Some(etag),
+    }
+}
+
+/// Applies `If-None-Match`, `Range` and `If-Range` to a found resource.
+fn represent(resource: Resource, request: &HeaderMap, method: &Method) -> Response<Body> {
+    let Resource {
+        body,
+        content_type,
+        cache_control,
+        etag,
+    } = resource;
+
+    // RFC 9110 §13.2.2: If-None-Match is evaluated before Range.
+    if let Some(tag) = &etag {
+        let values = request
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .map(HeaderValue::as_bytes);
+        if etag::none_match(values, tag) {
+            let mut response = Response::new(Body::default());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            let headers = response.headers_mut();
+            common_headers(headers);
+            insert_text(headers, header::ETAG, tag);
+            insert_text(headers, header::CACHE_CONTROL, &cache_control);
+            return response;
+        }
+    }
+
+    let len = body.len() as u64;
+    // RFC 9110 §14.2: GET is the only method with range handling; a server MUST ignore
+    // Range on any other, HEAD included.
+    let byte_range = match request.get(header::RANGE) {
+        Some(range) if *method == Method::GET && if_range_allows(request, etag.as_deref()) => {
+            range::evaluate(range.as_bytes(), len)
+        }
+        _ => ByteRange::Full,
+    };
+
+    let (status, body, content_range) = match byte_range {
+        ByteRange::Full => (StatusCode::OK, body, None),
+        ByteRange::Partial { start, end } => {
+            // `evaluate` keeps `start <= end < len`, and len came from a usize.
+            let slice = body.slice(start as usize..=end as usize);
+            let content_range = format!("bytes {start}-{end}/{len}");
+            (StatusCode::PARTIAL_CONTENT, slice, Some(content_range))
+        }
+        ByteRange::Unsatisfiable => {
+            let mut response = Response::new(Body::default());
+            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            let headers = response.headers_mut();
+            common_headers(headers);
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+            insert_text(headers, header::CONTENT_RANGE, &format!("bytes */{len}"));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+            return response;
+        }
+    };
+
+    let body_len = body.len() as u64;
+    let mut response = Response::new(Body::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    common_headers(headers);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    insert_text(headers, header::CACHE_CONTROL, &cache_control);
+    if let Some(tag) = &etag {
+        insert_text(headers, header::ETAG, tag);
+    }
+    if let Some(content_range) = content_range {
+        insert_text(headers, header::CONTENT_RANGE, &content_range);
+    }
+    response
+}
+
+/// No `If-Range`, or one naming the current strong tag: the Range header applies.
+fn if_range_allows(request: &HeaderMap, etag: Option<&str>) -> bool {
+    match request.get(header::IF_RANGE) {
+        None => true,
+        Some(value) => etag.is_some_and(|tag| etag::if_range_matches(value.as_bytes(), tag)),
+    }
+}
+
+fn preflight() -> Response<Body> {
+    let mut response = Response::new(Body::default());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    common_headers(headers);
+    headers.insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(ALLOW),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(ALLOW_HEADERS),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+    );
+    response
+}
+
+fn method_not_allowed(method: &Method) -> Response<Body> {
+    let mut response = error(StatusCode::METHOD_NOT_ALLOWED, method);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+    response
+}
+
+/// A short plain-text error. The body is the reason phrase, so it says nothing about
+/// the store that the status does not already say.
+fn error(status: StatusCode, method: &Method) -> Response<Body> {
+    let text = format!("{}\n", status.canonical_reason().unwrap_or("error"));
+    let len = text.len() as u64;
+    let mut response = Response::new(Body::new(Bytes::from(text)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    common_headers(headers);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_TYPE));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+    without_body_for_head(response, method)
+}
+
+/// A HEAD answer keeps every header of the GET answer (Content-Length included) and
+/// drops the body; hyper sends the headers as they are.
+fn without_body_for_head(response: Response<Body>, method: &Method) -> Response<Body> {
+    if *method != Method::HEAD {
+        return response;
+    }
+    let (parts, _) = response.into_parts();
+    Response::from_parts(parts, Body::default())
+}
+
+/// Headers on every answer. `Date` is added by hyper.
+fn common_headers(headers: &mut HeaderMap) {
+    headers.insert(header::SERVER, HeaderValue::from_static(SERVER));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSE_HEADERS),
+    );
+}
+
+/// Inserts a header built from text we generated (tags, numbers, fixed words), which
+/// is always a valid header value; a bug that broke that drops the header rather than
+/// the response.
+fn insert_text(headers: &mut HeaderMap, name: HeaderName, text: &str) {
+    match HeaderValue::from_str(text) {
+        Ok(value) => {
+            headers.insert(name, value);
+        }
+        Err(_) => debug_assert!(false, "invalid {name} header value {text:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    const SEGMENT: &[u8] = b"0123456789abcdefghij";
+
+    fn store() -> std::sync::Arc<SegmentStore> {
+        let store = SegmentStore::new();
+        let live = store.channel_or_insert("news", Duration::from_secs(6));
+        live.publish_master(Bytes::from_static(b"#EXTM3U\nmaster\n"));
+        live.publish_init("720p", Bytes::from_static(b"video-init"));
+        live.publish_init(AUDIO_TRACK, Bytes::from_static(b"audio-init"));
+        live.publish_segment(
+            "720p",
+            7,
+            Bytes::from_static(SEGMENT),
+            Bytes::from_static(b"#EXTM3U\n720p\n"),
+            0,
+        );
+        store
+    }
+
+    fn request(method: Method, target: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::builder().method(method).uri(target);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).expect("test request")
+    }
+
+    fn get(store: &SegmentStore, target: &str, headers: &[(&str, &str)]) -> Response<Body> {
+        respond(store, &request(Method::GET, target, headers))
+    }
+
+    fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
+        response.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    async fn body(response: Response<Body>) -> Vec<u8> {
+        match response.into_body().collect().await {
+            Ok(collected) => collected.to_bytes().to_vec(),
+            Err(never) => match never {},
+        }
+    }
+
+    #[test]
+    fn playlist_cache_lifetime_is_at_most_half_the_target_duration() {
+        let cc = |ms| playlist_cache_control(Duration::from_millis(ms));
+        assert_eq!(cc(6000), "max-age=3");
+        assert_eq!(cc(5000), "max-age=2");
+        assert_eq!(cc(4000), "max-age=2");
+        assert_eq!(cc(3999), "max-age=1");
+        assert_eq!(cc(2000), "max-age=1");
+        assert_eq!(cc(1999), "no-cache");
+        assert_eq!(cc(1000), "no-cache");
+        assert_eq!(cc(0), "no-cache");
+    }
+
+    #[tokio::test]
+    async fn segments_are_immutable_with_a_named_tag() {
+        let store = store();
+        let response = get(&store, "/live/news/720p/7.m4s", &[]);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "content-type"), Some(SEGMENT_TYPE));
+        assert_eq!(header(&response, "cache-control"), Some(IMMUTABLE));
+        assert_eq!(header(&response, "content-length"), Some("20"));
+        let tag = etag::for_segment("news", "720p", 7, SEGMENT.len());
+        assert_eq!(header(&response, "etag"), Some(tag.as_str()));
+        assert_eq!(body(response).await, SEGMENT);
+    }
+
+    #[test]
+    fn init_content_type_follows_the_track() {
+        let store = store();
+        let video = get(&store, "/live/news/720p/init.mp4", &[]);
+        assert_eq!(header(&video, "content-type"), Some("video/mp4"));
+        let audio = get(&store, "/live/news/audio/init.mp4", &[]);
+        assert_eq!(header(&audio, "content-type"), Some("audio/mp4"));
+        assert_eq!(
+            header(&audio, "etag"),
+            Some(etag::for_content(b"audio-init").as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn ranges_slice_the_segment() {
+        let store = store();
+        let response = get(&store, "/live/news/720p/7.m4s", &[("range", "bytes=2-4")]);
+        assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(header(&response, "content-range"), Some("bytes 2-4/20"));
+        assert_eq!(header(&response, "content-length"), Some("3"));
+        assert_eq!(body(response).await, b"234");
+
+        let response = get(&store, "/live/news/720p/7.m4s", &[("range", "bytes=20-")]);
+        assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(header(&response, "content-range"), Some("bytes */20"));
+        assert_eq!(body(response).await, b"");
+    }
+
+    #[tokio::test]
+    async fn if_range_with_a_stale_tag_gets_the_whole_segment() {
+        let store = store();
+        let tag = etag::for_segment("news", "720p", 7, SEGMENT.len());
+        let fresh = get(
+            &store,
+            "/live/news/720p/7.m4s",
+            &[("range", "bytes=0-0"), ("if-range", &tag)],
+        );
+        assert_eq!(fresh.status(), StatusCode::PARTIAL_CONTENT);
+        let stale = get(
+            &store,
+            "/live/news/720p/7.m4s",
+            &[("range", "bytes=0-0"), ("if-range", "\"old\"")],
+        );
+        assert_eq!(stale.status(), StatusCode::OK);
+        assert_eq!(header(&stale, "content-range"), None);
+        assert_eq!(body(stale).await, SEGMENT);
+    }
+
+    #[test]
+    fn head_ignores_range() {
+        let store = store();
+        let req = request(
+            Method::HEAD,
+            "/live/news/720p/7.m4s",
+            &[("range", "bytes=0-0")],
+        );
+        let response = respond(&store, &req);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "content-length"), Some("20"));
+    }
+
+    #[test]
+    fn not_modified_wins_over_range() {
+        let store = store();
+        let tag = etag::for_segment("news", "720p", 7, SEGMENT.len());
+        let response = get(
+            &store,
+            "/live/news/720p/7.m4s",
+            &[("range", "bytes=0-0"), ("if-none-match", &tag)],
+        );
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(header(&response, "etag"), Some(tag.as_str()));
+        assert_eq!(header(&response, "content-length"), None);
+    }
+
+    #[test]
+    fn a_starting_channel_asks_to_retry() {
+        let store = SegmentStore::new();
+        let live = store.channel_or_insert("news", Duration::from_secs(2));
+        for target in [
+            "/live/news/master.m3u8",
+            "/live/news/720p/index.m3u8",
+            "/live/news/720p/init.mp4",
+        ] {
+            let response = get(&store, target, &[]);
+            assert_eq!(
+                response.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{target}"
+            );
+            assert_eq!(header(&response, "retry-after"), Some("1"), "{target}");
+            assert_eq!(
+                header(&response, "cache-control"),
+                Some(NO_STORE),
+                "{target}"
+            );
+        }
+        live.publish_master(Bytes::from_static(b"#EXTM3U\n"));
+        live.publish_init("720p", Bytes::from_static(b"init"));
+        // The master is out: a track with an init segment is late, any other is unknown.
+        let late = get(&store, "/live/news/720p/index.m3u8", &[]);
+        assert_eq!(late.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let unknown = get(&store, "/live/news/1080p/index.m3u8", &[]);
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        let unknown = get(&store, "/live/news/1080p/init.mp4", &[]);
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn targets_that_are_not_origin_form_are_refused() {
+        let store = store();
+        for target in ["http://example.com/healthz", "*"] {
+            let response = get(&store, target, &[]);
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{target}");
+        }
+        let response = respond(&store, &request(Method::OPTIONS, "*", &[]));
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        // HTTP/2 always carries scheme and authority; only the path matters there.
+        let mut h2 = request(Method::GET, "http://example.com/healthz", &[]);
+        *h2.version_mut() = Version::HTTP_2;
+        assert_eq!(respond(&store, &h2).status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn other_methods_are_not_allowed() {
+        let store = store();
+        for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+            let response = respond(&store, &request(method.clone(), "/healthz", &[]));
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method}"
+            );
+            assert_eq!(header(&response, "allow"), Some(ALLOW), "{method}");
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! Packager: CMAF fragments in, numbered segments and HLS playlists out.
+//!
+//! The packager owns segment numbering, the sliding window and the playlists, so
+//! restarts, discontinuities (and later LL-HLS parts, DASH and the DVR window) are
+//! ours to control. It knows nothing of GStreamer: the pipeline hands it init
+//! segments and whole fragments as `Bytes` with their timing.
+
+pub mod codecs;
+pub mod playlist;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use tracing::{debug, info, warn};
+
+use crate::store::LiveChannel;
+use playlist::{AudioInfo, Bandwidth, SegmentEntry, VariantInfo};
+
+/// RFC 8216 6.2.2: a segment removed from the playlist stays available for at least
+/// its own duration plus the playlist's duration; keeping two extra segments beyond
+/// the window covers a client that fetched the playlist just before it moved.
+pub const RETAINED_BEYOND_WINDOW: u64 = 2;
+
+/// What a track carries, as the pipeline negotiated it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackMedia {
+    Video {
+        codecs: String,
+        width: u32,
+        height: u32,
+        frame_rate: f64,
+    },
+    Audio {
+        codecs: String,
+        channels: u32,
+    },
+}
+
+/// How far from a segment boundary a fragment may end and still close the segment.
+/// The video's forced keyframe is the first frame at or after the boundary (within
+/// one frame); audio frames straddle it (within one AAC frame, 21 ms at 48 kHz).
+pub const BOUNDARY_TOLERANCE: Duration = Duration::from_millis(50);
+
+/// One CMAF fragment (`moof` + `mdat`) from cmafmux. A segment is one or more
+/// consecutive fragments: the muxer may split early (a live timeout at a GOP, or a
+/// one-frame audio fragment where a frame straddles the boundary), and several
+/// fragments in a row are still one valid CMAF segment. These are also the parts
+/// LL-HLS will list.
+#[derive(Debug, Clone)]
+pub struct Fragment {
+    pub data: Bytes,
+    /// Wall-clock time of the fragment's first sample.
+    pub start: SystemTime,
+    pub duration: Duration,
+}
+
+/// The segment being assembled from fragments.
+struct OpenSegment {
+    start: SystemTime,
+    end: SystemTime,
+    parts: Vec<Bytes>,
+}
+
+struct Track {
+    name: String,
+    open: Option<OpenSegment>,
+    media: Option<TrackMedia>,
+    window: VecDeque<SegmentEntry>,
+    last_sequence: Option<u64>,
+    discontinuity_sequence: u64,
+    /// The next segment starts after a source restart.
+    pending_discontinuity: bool,
+}
+
+/// One channel's packager. The pipeline's appsink callbacks share it behind a mutex.
+pub struct Packager {
+    channel: Arc<LiveChannel>,
+    segment_duration: Duration,
+    window: usize,
+    tracks: Vec<Track>,
+}
+
+/// Track index as handed to the pipeline for its appsinks.
+pub type TrackId = usize;
+
+impl Packager {
+    /// `tracks` are the rendition names in ladder order, then the audio track.
+    pub fn new(
+        channel: Arc<LiveChannel>,
+        tracks: impl IntoIterator<Item = String>,
+        segment_duration: Duration,
+        window: u32,
+    ) -> Self {
+        Self {
+            channel,
+            segment_duration,
+            window: window.max(1) as usize,
+            tracks: tracks
+                .into_iter()
+                .map(|name| Track {
+                    name,
+                    open: None,
+                    media: None,
+                    window: VecDeque::new(),
+                    last_sequence: None,
+                    discontinuity_sequence: 0,
+                    pending_discontinuity: false,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn track_id(&self, name: &str) -> Option<TrackId> {
+        self.tracks.iter().position(|t| t.name == name)
+    }
+
+    /// A new pipeline instance is about to start: the next segment of every track that
+    /// already has segments is a discontinuity.
+    pub fn restart(&mut self) {
+        for track in &mut self.tracks {
+            // What the failed pipeline left half-assembled is dropped, not published.
+            track.open = None;
+            track.pending_discontinuity = track.last_sequence.is_some();
+        }
+    }
+
+    /// Publishes a track's init segment and remembers what it carries.
+    pub fn push_init(&mut self, id: TrackId, init: Bytes, media: TrackMedia) {
+        let Some(track) = self.tracks.get_mut(id) else {
+            return;
+        };
+        debug!(track = %track.name, bytes = init.len(), ?media, "Init segment.");
+        self.channel.publish_init(&track.name, init);
+        track.media = Some(media);
+    }
+
+    /// Adds a fragment to the track's open segment. When the segment reaches the next
+    /// boundary it is numbered and published with the new media playlist, and the
+    /// multivariant playlist is refreshed. Returns the sequence number of a segment it
+    /// published.
+    pub fn push_fragment(&mut self, id: TrackId, fragment: Fragment) -> Option<u64> {
+        let segment_duration = self.segment_duration;
+        let track = self.tracks.get_mut(id)?;
+        let end = fragment.start + fragment.duration;
+        let open = track.open.get_or_insert_with(|| OpenSegment {
+            start: fragment.start,
+            end,
+            parts: Vec::new(),
+        });
+        open.parts.push(fragment.data);
+        open.end = end;
+        let boundary = next_boundary(open.start + BOUNDARY_TOLERANCE, segment_duration);
+        if open.end + BOUNDARY_TOLERANCE < boundary {
+            return None;
+        }
+        let open = track.open.take()?;
+        let sequence = self.close_segment(id, open, boundary);
+        self.publish_master();
+        sequence
+    }
+
+    fn close_segment(&mut self, id: TrackId, open: OpenSegment, boundary: SystemTime) -> Option<u64> {
+        let segment_duration = self.segment_duration;
+        let window = self.window;
+        let track = self.tracks.get_mut(id)?;
+        let sequence = sequence_ending_at(boundary, segment_duration, track.last_sequence);
+        track.last_sequence = Some(sequence);
+        let data = concat(open.parts);
+        let entry = SegmentEntry {
+            sequence,
+            duration: open.end.duration_since(open.start).unwrap_or_default(),
+            program_date_time: open.start,
+            discontinuity: std::mem::take(&mut track.pending_discontinuity),
+            bytes: data.len(),
+        };
+        if entry.discontinuity {
+            info!(track = %track.name, sequence, "Discontinuity after a source restart.");
+        }
+        track.window.push_back(entry);
+        while track.window.len() > window {
+            track.window.pop_front();
+            // A discontinuity on the oldest listed segment is not tagged
+            // (RFC 8216 6.2.2); DISCONTINUITY-SEQUENCE counts it instead.
+            if track.window.front().is_some_and(|s| s.discontinuity) {
+                track.discontinuity_sequence += 1;
+            }
+        }
+        let segments: Vec<SegmentEntry> = track.window.iter().cloned().collect();
+        let media_playlist = playlist::render(|w| {
+            playlist::media_playlist(&segments, track.discontinuity_sequence, segment_duration)
+                .write_to(w)
+        });
+        let oldest_listed = segments.first().map_or(sequence, |s| s.sequence);
+        self.channel.publish_segment(
+            &track.name,
+            sequence,
+            data,
+            media_playlist,
+            oldest_listed.saturating_sub(RETAINED_BEYOND_WINDOW),
+        );
+        Some(sequence)
+    }
+
+    /// The multivariant playlist appears once every track has a segment (its
+    /// bandwidths are measured, never guessed) and is refreshed with each segment.
+    fn publish_master(&self) {
+        let mut variants = Vec::new();
+        let mut audio = None;
+        for track in &self.tracks {
+            let segments: Vec<SegmentEntry> = track.window.iter().cloned().collect();
+            let (Some(media), Some(bandwidth)) = (&track.media, Bandwidth::measure(&segments))
+            else {
+                return;
+            };
+            match media {
+                TrackMedia::Video {
+                    codecs,
+                    width,
+                    height,
+                    frame_rate,
+                } => variants.push(VariantInfo {
+                    name: track.name.clone(),
+                    codecs: codecs.clone(),
+                    width: *width,
+                    height: *height,
+                    frame_rate: *frame_rate,
+                    bandwidth,
+                }),
+                TrackMedia::Audio { codecs, channels } => {
+                    audio = Some(AudioInfo {
+                        codecs: codecs.clone(),
+                        channels: *channels,
+                        bandwidth,
+                    })
+                }
+            }
+        }
+        let Some(audio) = audio else {
+            warn!("A channel without an audio track cannot list its variants yet.");
+            return;
+        };
+        let master = playlist::render(|w| playlist::master_playlist(&variants, &audio).write_to(w));
+        self.channel.publish_master(master);
+    }
+}
+
+fn nanos_since_epoch(time: SystemTime) -> u128 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+}
+
+/// The first multiple of `segment_duration` on the wall clock strictly after `time`.
+pub fn next_boundary(time: SystemTime, segment_duration: Duration) -> SystemTime {
+    let step = segment_duration.as_nanos().max(1);
+    let next = (nanos_since_epoch(time) / step + 1) * step;
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX))
+}
+
+/// Segment numbers come from the wall clock: the segment that ends at boundary `b` is
+/// number `b / segment_duration - 1`. Every rendition and the audio get the same number
+/// for the same moment (so HLS and DASH `$Number$` agree), numbers keep rising across
+/// pipeline and process restarts, and a number never repeats or goes backwards.
+pub fn sequence_ending_at(boundary: SystemTime, segment_duration: Duration, last: Option<u64>) -> u64 {
+    let step = segment_duration.as_nanos().max(1);
+    let index = (nanos_since_epoch(boundary) + step / 2) / step;
+    let from_clock = u64::try_from(index).unwrap_or(u64::MAX).saturating_sub(1);
+    match last {
+        Some(last) if from_clock <= last => last + 1,
+        _ => from_clock,
+    }
+}
+
+fn concat(parts: Vec<Bytes>) -> Bytes {
+    if parts.len() == 1 {
+        return parts.into_iter().next().unwrap_or_default();
+    }
+    let mut out = bytes::BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+    for part in parts {
+        out.extend_from_slice(&part);
+    }
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SegmentStore;
+
+    fn at_ms(ms: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn sequence_is_the_boundary_a_segment_ends_at() {
+        let two = Duration::from_secs(2);
+        assert_eq!(sequence_ending_at(at_ms(2_002_000), two, None), 1000);
+        // Boundaries are computed, but be robust to a few nanoseconds of rounding.
+        assert_eq!(sequence_ending_at(at_ms(2_001_999), two, None), 1000);
+        assert_eq!(next_boundary(at_ms(2_000_050), two), at_ms(2_002_000));
+        assert_eq!(next_boundary(at_ms(2_002_000), two), at_ms(2_004_000));
+    }
+
+    #[test]
+    fn sequence_never_repeats_or_goes_back() {
+        let two = Duration::from_secs(2);
+        assert_eq!(sequence_ending_at(at_ms(2_002_000), two, Some(1000)), 1001);
+        assert_eq!(sequence_ending_at(at_ms(1_000_000), two, Some(1000)), 1001);
+        assert_eq!(sequence_ending_at(at_ms(2_006_000), two, Some(1000)), 1002);
+    }
+
+    #[test]
+    fn fragments_are_joined_until_the_boundary() {
+        let (mut p, ch) = packager();
+        // A partial first segment, then two 1 s fragments (a GOP each), then audio-like
+        // straddling: a segment ending 20 ms early still closes at the boundary.
+        let frag = |start_ms: u64, dur_ms: u64, byte: u8| Fragment {
+            data: Bytes::from(vec![byte; 2]),
+            start: at_ms(start_ms),
+            duration: Duration::from_millis(dur_ms),
+        };
+        assert_eq!(p.push_fragment(0, frag(2_000_600, 1_420, 1)), Some(1000));
+        assert_eq!(p.push_fragment(0, frag(2_002_020, 1_000, 2)), None);
+        assert_eq!(p.push_fragment(0, frag(2_003_020, 960, 3)), Some(1001));
+        assert_eq!(p.push_fragment(0, frag(2_003_980, 21, 4)), None);
+        assert_eq!(p.push_fragment(0, frag(2_004_001, 1_979, 5)), Some(1002));
+        assert_eq!(ch.segment("720p", 1001), Some(Bytes::from_static(&[2, 2, 3, 3])));
+        assert_eq!(ch.segment("720p", 1002), Some(Bytes::from_static(&[4, 4, 5, 5])));
+        let pl = m3u8_rs::parse_media_playlist_res(&ch.media_playlist("720p").unwrap()).unwrap();
+        let durations: Vec<f32> = pl.segments.iter().map(|s| s.duration).collect();
+        assert_eq!(durations, [1.42, 1.96, 2.0]);
+    }
+
+    fn packager() -> (Packager, Arc<LiveChannel>) {
+        let store = SegmentStore::new();
+        let channel = store.channel_or_insert("news", Duration::from_secs(2));
+        let p = Packager::new(
+            channel.clone(),
+            ["720p".to_owned(), "audio".to_owned()],
+            Duration::from_secs(2),
+            3,
+        );
+        (p, channel)
+    }
+
+    fn fragment(ms: u64, len: usize) -> Fragment {
+        Fragment {
+            data: Bytes::from(vec![0u8; len]),
+            start: at_ms(ms),
+            duration: Duration::from_secs(2),
+        }
+    }
+
+    fn video_media() -> TrackMedia {
+        TrackMedia::Video {
+            codecs: "avc1.64001f".into(),
+            width: 1280,
+            height: 720,
+            frame_rate: 30.0,
+        }
+    }
+
+    #[test]
+    fn window_slides_and_old_segments_stay_a_little_longer() {
+        let (mut p, ch) = packager();
+        p.push_init(0, Bytes::from_static(b"init"), video_media());
+        for i in 0..8u64 {
+            assert_eq!(p.push_fragment(0, fragment(2_000_000 + i * 2000, 10)), Some(1000 + i));
+        }
+        let text = ch.media_playlist("720p").unwrap();
+        let playlist = m3u8_rs::parse_media_playlist_res(&text).unwrap();
+        assert_eq!(playlist.media_sequence, 1005);
+        assert_eq!(playlist.segments.len(), 3);
+        // Listed: 1005..=1007; retained beyond the window: 1003, 1004.
+        assert!(ch.segment("720p", 1002).is_none());
+        assert!(ch.segment("720p", 1003).is_some());
+        assert!(ch.segment("720p", 1007).is_some());
+        assert_eq!(ch.init_segment("720p"), Some(Bytes::from_static(b"init")));
+    }
+
+    #[test]
+    fn restart_marks_one_discontinuity_then_counts_it_when_it_leaves() {
+        let (mut p, ch) = packager();
+        p.push_fragment(0, fragment(2_000_000, 10));
+        p.restart();
+        p.push_fragment(0, fragment(2_010_000, 10));
+        let parsed = |ch: &LiveChannel| {
+            m3u8_rs::parse_media_playlist_res(&ch.media_playlist("720p").unwrap()).unwrap()
+        };
+        let pl = parsed(&ch);
+        assert_eq!(
+            pl.segments.iter().map(|s| s.discontinuity).collect::<Vec<_>>(),
+            [false, true]
+        );
+        assert_eq!(pl.discontinuity_sequence, 0);
+        for i in 1..=3u64 {
+            p.push_fragment(0, fragment(2_010_000 + i * 2000, 10));
+        }
+        let pl = parsed(&ch);
+        assert_eq!(pl.media_sequence, 1006);
+        assert!(pl.segments.iter().all(|s| !s.discontinuity));
+        assert_eq!(pl.discontinuity_sequence, 1);
+    }
+
+    #[test]
+    fn master_waits_for_every_track_and_measures_bandwidth() {
+        let (mut p, ch) = packager();
+        p.push_init(0, Bytes::from_static(b"v"), video_media());
+        p.push_init(
+            1,
+            Bytes::from_static(b"a"),
+            TrackMedia::Audio {
+                codecs: "mp4a.40.2".into(),
+                channels: 2,
+            },
+        );
+        p.push_fragment(0, fragment(2_000_000, 500_000));
+        assert!(ch.master_playlist().is_none());
+        p.push_fragment(1, fragment(2_000_000, 32_000));
+        let master = m3u8_rs::parse_master_playlist_res(&ch.master_playlist().unwrap()).unwrap();
+        assert_eq!(master.variants.len(), 1);
+        // 500 kB in 2 s is 2 Mb/s of video, plus 32 kB in 2 s = 128 kb/s of audio.
+        assert_eq!(master.variants[0].bandwidth, 2_128_000);
+        assert_eq!(
+            master.variants[0].codecs.as_deref(),
+            Some("avc1.64001f,mp4a.40.2")
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! Sources: everything up to decoded, normalised raw video and audio.
+//!
+//! Each source ends in two elements whose src pads give I420 video at the ladder's top
+//! size and frame rate, and S16 audio at the ladder's rate and channel count. What is
+//! in front of them depends on the URI scheme.
+
+use gst::prelude::*;
+use tracing::{debug, warn};
+
+use super::{make, PipelineError};
+use crate::catalog::{Channel, Ladder, SourceScheme};
+
+/// The two raw outputs of a source, already in the pipeline.
+pub struct SourceOutputs {
+    pub video: gst::Element,
+    pub audio: gst::Element,
+    /// For a file: the pad to push looping seeks from (upstream to the demuxer).
+    pub loop_pad: Option<gst::Pad>,
+}
+
+pub fn build(
+    pipeline: &gst::Pipeline,
+    channel: &Channel,
+    ladder: &Ladder,
+) -> Result<SourceOutputs, PipelineError> {
+    let top = ladder
+        .renditions
+        .first()
+        .ok_or_else(|| PipelineError::Config("the ladder has no renditions".into()))?;
+    let video_caps = gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .build();
+    let audio_caps = gst::Caps::builder("audio/x-raw")
+        .field("rate", ladder.audio.sample_rate as i32)
+        .field("channels", ladder.audio.channels as i32)
+        .build();
+
+    // The common tail: convert to what the encoders take.
+    let video_convert = make("videoconvert")?;
+    let video_out = make_capsfilter(&video_caps)?;
+    let audio_convert = make("audioconvert")?;
+    let audio_resample = make("audioresample")?;
+    let audio_out = make_capsfilter(&audio_caps)?;
+    pipeline.add_many([
+        &video_convert,
+        &video_out,
+        &audio_convert,
+        &audio_resample,
+        &audio_out,
+    ])?;
+
+    let scheme = channel.source.scheme();
+    let loop_pad = matches!(scheme, SourceScheme::File)
+        .then(|| video_convert.static_pad("sink"))
+        .flatten();
+    // Sources that are not live (a file, an HLS pull that downloads ahead) are paced to
+    // the clock so the channel runs in real time and timestamps map to the wall clock.
+    let paced = matches!(scheme, SourceScheme::File | SourceScheme::Hls);
+    if paced {
+        let video_sync = make("clocksync")?;
+        let audio_sync = make("clocksync")?;
+        pipeline.add_many([&video_sync, &audio_sync])?;
+        gst::Element::link_many([&video_convert, &video_sync, &video_out])?;
+        gst::Element::link_many([&audio_convert, &audio_resample, &audio_sync, &audio_out])?;
+    } else {
+        gst::Element::link_many([&video_convert, &video_out])?;
+        gst::Element::link_many([&audio_convert, &audio_resample, &audio_out])?;
+    }
+
+    match scheme {
+        SourceScheme::Test => {
+            build_test(pipeline, channel, top, &video_convert, &audio_convert)?;
+        }
+        SourceScheme::Rtp => {
+            let udpsrc = make("udpsrc")?;
+            let url = channel.source.url().ok_or_else(|| {
+                PipelineError::Config(format!("unparsable URI {}", channel.source.uri))
+            })?;
+            // udpsrc takes udp:// URIs; the RTP framing is in the caps.
+            let mut udp = url.clone();
+            let _ = udp.set_scheme("udp");
+            udp.set_query(None);
+            udpsrc.set_property("uri", udp.as_str());
+            udpsrc.set_property(
+                "caps",
+                gst::Caps::builder("application/x-rtp")
+                    .field("media", "video")
+                    .field("clock-rate", 90000i32)
+                    .field("encoding-name", "MP2T")
+                    .build(),
+            );
+            apply_options(&udpsrc, channel);
+            let jitter = make("rtpjitterbuffer")?;
+            let depay = make("rtpmp2tdepay")?;
+            let decode = make("decodebin")?;
+            pipeline.add_many([&udpsrc, &jitter, &depay, &decode])?;
+            gst::Element::link_many([&udpsrc, &jitter, &depay, &decode])?;
+            link_decoded_pads(&decode, &video_convert, &audio_convert);
+        }
+        SourceScheme::File => {
+            let path = channel.source.file_path().ok_or_else(|| {
+                PipelineError::Config(format!("no file path in {}", channel.source.uri))
+            })?;
+            if !path.is_file() {
+                return Err(PipelineError::Source(format!(
+                    "{} is not a readable file",
+                    path.display()
+                )));
+            }
+            let uri = gst::glib::filename_to_uri(path, None)
+                .map_err(|e| PipelineError::Source(e.to_string()))?;
+            let decode = make("uridecodebin")?;
+            decode.set_property("uri", uri.as_str());
+            pipeline.add(&decode)?;
+            link_decoded_pads(&decode, &video_convert, &audio_convert);
+        }
+        SourceScheme::Udp
+        | SourceScheme::Srt
+        | SourceScheme::Rtmp
+        | SourceScheme::Rtsp
+        | SourceScheme::Hls => {
+            let decode = make("uridecodebin")?;
+            decode.set_property("uri", channel.source.uri.as_str());
+            let source = channel.clone();
+            decode.connect("source-setup", false, move |args| {
+                if let Some(Ok(element)) = args.get(1).map(|v| v.get::<gst::Element>()) {
+                    apply_options(&element, &source);
+                }
+                None
+            });
+            pipeline.add(&decode)?;
+            link_decoded_pads(&decode, &video_convert, &audio_convert);
+        }
+    }
+
+    Ok(SourceOutputs {
+        video: video_out,
+        audio: audio_out,
+        loop_pad,
+    })
+}
+
+/// A test pattern with the wall clock burnt in, and a tone: proves at a glance that a
+/// channel is live and how far behind the live edge a player is.
+fn build_test(
+    pipeline: &gst::Pipeline,
+    channel: &Channel,
+    top: &crate::catalog::Rendition,
+    video_in: &gst::Element,
+    audio_in: &gst::Element,
+) -> Result<(), PipelineError> {
+    let query: std::collections::BTreeMap<String, String> = channel
+        .source
+        .url()
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    let videotestsrc = make("videotestsrc")?;
+    videotestsrc.set_property("is-live", true);
+    set_from_str(&videotestsrc, "pattern", query.get("pattern").map_or("smpte", |s| s));
+    let caps = make_capsfilter(
+        &gst::Caps::builder("video/x-raw")
+            .field("width", top.width as i32)
+            .field("height", top.height as i32)
+            .field("framerate", gst::Fraction::new(top.max_framerate as i32, 1))
+            .build(),
+    )?;
+    let clock = make("clockoverlay")?;
+    clock.set_property("text", channel.name.as_str());
+    clock.set_property("time-format", "%Y-%m-%d %H:%M:%S");
+    clock.set_property("shaded-background", true);
+    set_from_str(&clock, "halignment", "center");
+    set_from_str(&clock, "valignment", "center");
+    clock.set_property("font-desc", "Sans Bold 36");
+
+    let audiotestsrc = make("audiotestsrc")?;
+    audiotestsrc.set_property("is-live", true);
+    set_from_str(&audiotestsrc, "wave", query.get("wave").map_or("sine", |s| s));
+    let freq = query
+        .get("freq")
+        .and_then(|f| f.parse::<f64>().ok())
+        .unwrap_or(1000.0);
+    audiotestsrc.set_property("freq", freq);
+    audiotestsrc.set_property("volume", 0.2f64);
+
+    pipeline.add_many([&videotestsrc, &caps, &clock, &audiotestsrc])?;
+    gst::Element::link_many([&videotestsrc, &caps, &clock, video_in])?;
+    audiotestsrc.link(audio_in)?;
+    Ok(())
+}
+
+/// Links a decodebin's raw pads to the video and audio inputs as they appear. The first
+/// video and the first audio stream are used; others are left unlinked.
+fn link_decoded_pads(decode: &gst::Element, video_in: &gst::Element, audio_in: &gst::Element) {
+    let video_sink = video_in.static_pad("sink");
+    let audio_sink = audio_in.static_pad("sink");
+    decode.connect_pad_added(move |_, pad| {
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let Some(name) = caps.structure(0).map(|s| s.name().to_string()) else {
+            return;
+        };
+        let target = if name.starts_with("video/") {
+            video_sink.as_ref()
+        } else if name.starts_with("audio/") {
+            audio_sink.as_ref()
+        } else {
+            None
+        };
+        match target {
+            Some(sink) if !sink.is_linked() => {
+                if let Err(err) = pad.link(sink) {
+                    warn!(pad = %pad.name(), caps = %name, ?err, "Could not link a decoded stream.");
+                }
+            }
+            _ => debug!(pad = %pad.name(), caps = %name, "Ignoring an extra decoded stream."),
+        }
+    });
+}
+
+/// Source options are GStreamer properties of the source element (`multicast-iface`,
+/// `latency`, `mode`, ...). Unknown names are logged and skipped, never fatal.
+fn apply_options(element: &gst::Element, channel: &Channel) {
+    for (key, value) in &channel.source.options {
+        if element.find_property(key).is_some() {
+            set_from_str(element, key, value);
+        } else {
+            warn!(channel = %channel.id, element = %element.name(), option = %key,
+                "The source element has no such property; option ignored.");
+        }
+    }
+}
+
+fn set_from_str(element: &gst::Element, name: &str, value: &str) {
+    if let Err(err) = catch_set(element, name, value) {
+        warn!(element = %element.name(), property = name, value, %err, "Could not set a property.");
+    }
+}
+
+/// glib panics on a property that does not exist, is read-only or out of range;
+/// check each first, since the names and values come from an operator's YAML.
+fn catch_set(element: &gst::Element, name: &str, value: &str) -> Result<(), String> {
+    let pspec = element
+        .find_property(name)
+        .ok_or_else(|| format!("no property {name}"))?;
+    if !pspec.flags().contains(gst::glib::ParamFlags::WRITABLE) {
+        return Err(format!("{name} is read-only"));
+    }
+    let parsed = gst::glib::Value::deserialize(value, pspec.value_type())
+        .map_err(|_| format!("cannot parse {value:?} as {}", pspec.value_type()))?;
+    if !pspec.value_is_valid(&parsed) {
+        return Err(format!("{value:?} is out of range"));
+    }
+    element.set_property_from_value(name, &parsed);
+    Ok(())
+}
+
+pub(super) fn set_property_checked(
+    element: &gst::Element,
+    name: &str,
+    value: &str,
+) -> Result<(), PipelineError> {
+    catch_set(element, name, value).map_err(|msg| {
+        PipelineError::Config(format!("{} property {name}: {msg}", element.name()))
+    })
+}
+
+fn make_capsfilter(caps: &gst::Caps) -> Result<gst::Element, PipelineError> {
+    gst::ElementFactory::make("capsfilter")
+        .property("caps", caps)
+        .build()
+        .map_err(|_| PipelineError::MissingElement("capsfilter".into()))
+}
