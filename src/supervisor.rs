@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use crate::catalog::{Catalog, Channel};
 use crate::packager::Packager;
-use crate::pipeline::{ChannelPipeline, PipelineError};
+use crate::pipeline::{ChannelPipeline, PipelineError, SOURCE_READY};
 use crate::store::{SegmentStore, AUDIO_TRACK};
 
 /// First restart delay; doubles on each failure up to `MAX_BACKOFF`.
@@ -136,12 +136,20 @@ async fn run_pipeline(
     let bus = built.pipeline.bus().ok_or(RunError::NoBus)?;
     let mut messages = bus.stream();
     let pipeline = StopOnDrop(built.pipeline.clone());
+    // A file plays as a live channel. In PAUSED the clocksync elements hold the decoded
+    // data before any encoder; once the decoder's streams exist, one flushing segment
+    // seek to the start, then PLAYING; at each end a non-flushing segment seek. Running
+    // time keeps growing across loops, so timestamps stay continuous.
+    let first_state = if built.loop_pad.is_some() {
+        gst::State::Paused
+    } else {
+        gst::State::Playing
+    };
     pipeline
         .0
-        .set_state(gst::State::Playing)
+        .set_state(first_state)
         .map_err(PipelineError::from)?;
     info!(channel = %channel.id, source = %channel.source.uri, "Channel started.");
-    let mut looping = false;
     loop {
         tokio::select! {
             message = messages.next() => {
@@ -158,14 +166,15 @@ async fn run_pipeline(
                     MessageView::Warning(w) => {
                         warn!(channel = %channel.id, warning = %w.error(), "Pipeline warning.");
                     }
-                    // A file plays as a live channel: once its streams are linked, one
-                    // flushing segment seek to the start, then a non-flushing segment seek
-                    // at each end. Running time keeps growing across loops, so timestamps
-                    // stay continuous.
-                    MessageView::StreamStart(_) if !looping => {
+                    MessageView::Application(app)
+                        if app.structure().is_some_and(|s| s.name() == SOURCE_READY) =>
+                    {
                         if let Some(pad) = &built.loop_pad {
-                            looping = true;
                             seek_to_start(pad, gst::SeekFlags::FLUSH, &channel.id);
+                            pipeline
+                                .0
+                                .set_state(gst::State::Playing)
+                                .map_err(PipelineError::from)?;
                         }
                     }
                     MessageView::SegmentDone(_) => {

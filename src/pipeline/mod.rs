@@ -20,6 +20,7 @@ use crate::catalog::{BitrateUnit, Catalog, Channel, EncoderProfile, Ladder, Rend
 use crate::packager::{codecs, Fragment, Packager, TrackId, TrackMedia};
 use crate::store::AUDIO_TRACK;
 pub use schedule::Schedule;
+pub use source::SOURCE_READY;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -191,6 +192,13 @@ fn make_cmafmux(ladder: &Ladder) -> Result<gst::Element, PipelineError> {
     );
     // Keyframes are forced by the schedule for all renditions at once.
     mux.set_property("send-force-keyunit", false);
+    // In a live pipeline the aggregator drains on timeout; with no latency of its own it
+    // times out before a GOP is complete. One segment of latency lets it wait for whole
+    // GOPs. Output is not delayed by it: the appsinks do not sync to the clock.
+    mux.set_property(
+        "latency",
+        gst::ClockTime::from_nseconds(ladder.segment_duration.as_nanos() as u64),
+    );
     Ok(mux)
 }
 

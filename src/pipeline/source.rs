@@ -10,6 +10,9 @@ use tracing::{debug, warn};
 use super::{make, PipelineError};
 use crate::catalog::{Channel, Ladder, SourceScheme};
 
+/// Application message a file source posts once its decoded pads are linked.
+pub const SOURCE_READY: &str = "headend-source-ready";
+
 /// The two raw outputs of a source, already in the pipeline.
 pub struct SourceOutputs {
     pub video: gst::Element,
@@ -113,6 +116,14 @@ pub fn build(
             decode.set_property("uri", uri.as_str());
             pipeline.add(&decode)?;
             link_decoded_pads(&decode, &video_convert, &audio_convert);
+            // The supervisor seeks once the decoded streams exist (see SOURCE_READY).
+            decode.connect_no_more_pads(|decode| {
+                let message =
+                    gst::message::Application::builder(gst::Structure::new_empty(SOURCE_READY))
+                        .src(decode)
+                        .build();
+                let _ = decode.post_message(message);
+            });
         }
         SourceScheme::Udp
         | SourceScheme::Srt

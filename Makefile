@@ -1,0 +1,68 @@
+# headend: `make run` starts the demo catalog, `make test` runs every test.
+# Both install what they need on Debian 12 first, idempotently.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+LISTEN ?= 127.0.0.1:8080
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian 12 packages: GStreamer 1.22 (dev headers for gstreamer-rs 0.24, the plugin
+# sets the pipelines use), ffmpeg/ffprobe (test decoders and senders), curl (HTTP/2
+# checks), iproute2 and util-linux (network namespaces for multicast tests).
+APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
+	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
+	ffmpeg curl iproute2 util-linux
+
+DEMO_CLIP := var/media/demo.mp4
+CATALOG := manifests/demo.yaml pipelines/ladders.yaml
+
+.PHONY: help deps media build run check test lint bench clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+deps: ## Install missing Debian packages (only those not installed).
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+media: $(DEMO_CLIP) ## Generate the demo clip the file:// channel loops.
+
+# 20 s of 720p25 with a moving test card and a 440 Hz tone, made by ffmpeg (no download).
+$(DEMO_CLIP): | deps
+	@mkdir -p $(dir $@)
+	ffmpeg -v error -y -f lavfi -i testsrc2=size=1280x720:rate=25 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+		-t 20 -c:v libx264 -preset veryfast -g 50 -pix_fmt yuv420p -c:a aac -b:a 128k -shortest $@.tmp.mp4
+	mv $@.tmp.mp4 $@
+
+build: deps ## Build the release binary.
+	$(CARGO) build --release --locked
+
+run: build media ## Start the headend on the demo catalog (Ctrl-C stops it).
+	@echo
+	@echo "Open in VLC, ffplay, Safari or any HLS player once the channels are up (a few seconds):"
+	@for c in $$(grep -E '^\s+- id:' manifests/demo.yaml | awk '{print $$3}'); do \
+		echo "  http://$(LISTEN)/live/$$c/master.m3u8"; done
+	@echo
+	./target/release/headend run --listen $(LISTEN) $(CATALOG)
+
+check: build ## Validate the catalog files.
+	./target/release/headend check manifests/channels.yaml pipelines/ladders.yaml
+	./target/release/headend check $(CATALOG)
+
+lint: deps ## rustfmt and clippy, warnings are errors.
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+test: deps media lint ## Install what the tests need, then run every test.
+	$(CARGO) test --locked --all-targets
+
+clean: ## Remove build output and generated media.
+	$(CARGO) clean
+	rm -rf var
