@@ -63,6 +63,9 @@ lint: deps ## rustfmt and clippy, warnings are errors.
 test: deps media lint ## Install what the tests need, then run every test.
 	$(CARGO) test --locked --all-targets
 
+bench: deps media ## Measure live latency and per-channel cost; writes docs/benchmarks.md.
+	$(CARGO) bench --locked --bench live
+
 clean: ## Remove build output and generated media.
 	$(CARGO) clean
 	rm -rf var

@@ -18,7 +18,10 @@ use headend::supervisor::Supervisor;
 const DEMO_CATALOG: [&str; 2] = ["manifests/demo.yaml", "pipelines/ladders.yaml"];
 
 #[derive(Parser)]
-#[command(version, about = "IPTV/OTT video headend: one catalog, one encode, every screen")]
+#[command(
+    version,
+    about = "IPTV/OTT video headend: one catalog, one encode, every screen"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

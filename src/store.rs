@@ -120,7 +120,11 @@ impl LiveChannel {
 
     /// Publishes a track's init segment (a new one replaces the old after a restart).
     pub fn publish_init(&self, track: &str, init: Bytes) {
-        self.write().tracks.entry(track.to_owned()).or_default().init = Some(init);
+        self.write()
+            .tracks
+            .entry(track.to_owned())
+            .or_default()
+            .init = Some(init);
         self.bump();
     }
 

@@ -161,7 +161,12 @@ impl Packager {
         sequence
     }
 
-    fn close_segment(&mut self, id: TrackId, open: OpenSegment, boundary: SystemTime) -> Option<u64> {
+    fn close_segment(
+        &mut self,
+        id: TrackId,
+        open: OpenSegment,
+        boundary: SystemTime,
+    ) -> Option<u64> {
         let segment_duration = self.segment_duration;
         let window = self.window;
         let track = self.tracks.get_mut(id)?;
@@ -263,7 +268,11 @@ pub fn next_boundary(time: SystemTime, segment_duration: Duration) -> SystemTime
 /// number `b / segment_duration - 1`. Every rendition and the audio get the same number
 /// for the same moment (so HLS and DASH `$Number$` agree), numbers keep rising across
 /// pipeline and process restarts, and a number never repeats or goes backwards.
-pub fn sequence_ending_at(boundary: SystemTime, segment_duration: Duration, last: Option<u64>) -> u64 {
+pub fn sequence_ending_at(
+    boundary: SystemTime,
+    segment_duration: Duration,
+    last: Option<u64>,
+) -> u64 {
     let step = segment_duration.as_nanos().max(1);
     let index = (nanos_since_epoch(boundary) + step / 2) / step;
     let from_clock = u64::try_from(index).unwrap_or(u64::MAX).saturating_sub(1);
@@ -326,8 +335,14 @@ mod tests {
         assert_eq!(p.push_fragment(0, frag(2_003_020, 960, 3)), Some(1001));
         assert_eq!(p.push_fragment(0, frag(2_003_980, 21, 4)), None);
         assert_eq!(p.push_fragment(0, frag(2_004_001, 1_979, 5)), Some(1002));
-        assert_eq!(ch.segment("720p", 1001), Some(Bytes::from_static(&[2, 2, 3, 3])));
-        assert_eq!(ch.segment("720p", 1002), Some(Bytes::from_static(&[4, 4, 5, 5])));
+        assert_eq!(
+            ch.segment("720p", 1001),
+            Some(Bytes::from_static(&[2, 2, 3, 3]))
+        );
+        assert_eq!(
+            ch.segment("720p", 1002),
+            Some(Bytes::from_static(&[4, 4, 5, 5]))
+        );
         let pl = m3u8_rs::parse_media_playlist_res(&ch.media_playlist("720p").unwrap()).unwrap();
         let durations: Vec<f32> = pl.segments.iter().map(|s| s.duration).collect();
         assert_eq!(durations, [1.42, 1.96, 2.0]);
@@ -367,7 +382,10 @@ mod tests {
         let (mut p, ch) = packager();
         p.push_init(0, Bytes::from_static(b"init"), video_media());
         for i in 0..8u64 {
-            assert_eq!(p.push_fragment(0, fragment(2_000_000 + i * 2000, 10)), Some(1000 + i));
+            assert_eq!(
+                p.push_fragment(0, fragment(2_000_000 + i * 2000, 10)),
+                Some(1000 + i)
+            );
         }
         let text = ch.media_playlist("720p").unwrap();
         let playlist = m3u8_rs::parse_media_playlist_res(&text).unwrap();
@@ -391,7 +409,10 @@ mod tests {
         };
         let pl = parsed(&ch);
         assert_eq!(
-            pl.segments.iter().map(|s| s.discontinuity).collect::<Vec<_>>(),
+            pl.segments
+                .iter()
+                .map(|s| s.discontinuity)
+                .collect::<Vec<_>>(),
             [false, true]
         );
         assert_eq!(pl.discontinuity_sequence, 0);

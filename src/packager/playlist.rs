@@ -201,9 +201,7 @@ mod tests {
             seg(101, 1_700_000_002, false, 1000),
             seg(102, 1_700_000_004, true, 1000),
         ];
-        let text = render(|w| {
-            media_playlist(&segments, 3, Duration::from_secs(2)).write_to(w)
-        });
+        let text = render(|w| media_playlist(&segments, 3, Duration::from_secs(2)).write_to(w));
         assert_eq!(
             std::str::from_utf8(&text).unwrap(),
             "#EXTM3U\n\

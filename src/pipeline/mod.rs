@@ -174,7 +174,10 @@ fn build_audio_branch(
 ) -> Result<gst::Element, PipelineError> {
     let queue = make_queue()?;
     let encoder = make("avenc_aac")?;
-    encoder.set_property("bitrate", i32::try_from(ladder.audio.bitrate * 1000).unwrap_or(128_000));
+    encoder.set_property(
+        "bitrate",
+        i32::try_from(ladder.audio.bitrate * 1000).unwrap_or(128_000),
+    );
     let parse = make("aacparse")?;
     let mux = make_cmafmux(ladder)?;
     pipeline.add_many([&queue, &encoder, &parse, &mux])?;
@@ -300,9 +303,12 @@ fn on_sample(
     }
     let header = rest.first().ok_or(SampleError::Empty)?;
     let pts = header.pts().ok_or(SampleError::NoTimestamp)?;
-    let running_time = segment.to_running_time(pts).ok_or(SampleError::NoTimestamp)?;
+    let running_time = segment
+        .to_running_time(pts)
+        .ok_or(SampleError::NoTimestamp)?;
     let base_time = sink.base_time().ok_or(SampleError::NoTimestamp)?;
-    let start = SystemTime::UNIX_EPOCH + Duration::from_nanos((base_time + running_time).nseconds());
+    let start =
+        SystemTime::UNIX_EPOCH + Duration::from_nanos((base_time + running_time).nseconds());
     let duration = Duration::from_nanos(header.duration().map_or(0, |d| d.nseconds()));
     let fragment = Fragment {
         data: to_bytes(rest),

@@ -71,13 +71,11 @@ impl Schedule {
             ) else {
                 return gst::PadProbeReturn::Ok;
             };
-            let running_time = pad
-                .sticky_event::<gst::event::Segment>(0)
-                .and_then(|ev| {
-                    ev.segment()
-                        .downcast_ref::<gst::ClockTime>()
-                        .and_then(|s| s.to_running_time(pts))
-                });
+            let running_time = pad.sticky_event::<gst::event::Segment>(0).and_then(|ev| {
+                ev.segment()
+                    .downcast_ref::<gst::ClockTime>()
+                    .and_then(|s| s.to_running_time(pts))
+            });
             let Some(running_time) = running_time else {
                 return gst::PadProbeReturn::Ok;
             };
@@ -166,7 +164,9 @@ mod tests {
         let sched = schedule();
         let mut state = State::default();
         // 25 fps from t = 100.32 s, so a frame lands exactly on each second.
-        let frames: Vec<u64> = (0..100).map(|i| 100 * S + 320_000_000 + i * 40_000_000).collect();
+        let frames: Vec<u64> = (0..100)
+            .map(|i| 100 * S + 320_000_000 + i * 40_000_000)
+            .collect();
         let forced: Vec<u64> = frames
             .iter()
             .copied()
@@ -181,7 +181,10 @@ mod tests {
         let mut state = State::default();
         let first = sched.step(&mut state, 100 * S + 300_000_000);
         assert_eq!(first.splits, [102 * S, 104 * S]);
-        assert!(sched.step(&mut state, 100 * S + 340_000_000).splits.is_empty());
+        assert!(sched
+            .step(&mut state, 100 * S + 340_000_000)
+            .splits
+            .is_empty());
         let later = sched.step(&mut state, 102 * S + 500_000_000);
         assert_eq!(later.splits, [106 * S]);
     }

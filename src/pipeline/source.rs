@@ -167,7 +167,11 @@ fn build_test(
         .unwrap_or_default();
     let videotestsrc = make("videotestsrc")?;
     videotestsrc.set_property("is-live", true);
-    set_from_str(&videotestsrc, "pattern", query.get("pattern").map_or("smpte", |s| s));
+    set_from_str(
+        &videotestsrc,
+        "pattern",
+        query.get("pattern").map_or("smpte", |s| s),
+    );
     let caps = make_capsfilter(
         &gst::Caps::builder("video/x-raw")
             .field("width", top.width as i32)
@@ -185,7 +189,11 @@ fn build_test(
 
     let audiotestsrc = make("audiotestsrc")?;
     audiotestsrc.set_property("is-live", true);
-    set_from_str(&audiotestsrc, "wave", query.get("wave").map_or("sine", |s| s));
+    set_from_str(
+        &audiotestsrc,
+        "wave",
+        query.get("wave").map_or("sine", |s| s),
+    );
     let freq = query
         .get("freq")
         .and_then(|f| f.parse::<f64>().ok())
@@ -269,9 +277,8 @@ pub(super) fn set_property_checked(
     name: &str,
     value: &str,
 ) -> Result<(), PipelineError> {
-    catch_set(element, name, value).map_err(|msg| {
-        PipelineError::Config(format!("{} property {name}: {msg}", element.name()))
-    })
+    catch_set(element, name, value)
+        .map_err(|msg| PipelineError::Config(format!("{} property {name}: {msg}", element.name())))
 }
 
 fn make_capsfilter(caps: &gst::Caps) -> Result<gst::Element, PipelineError> {
