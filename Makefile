@@ -61,7 +61,7 @@ lint: deps ## rustfmt and clippy, warnings are errors.
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 test: deps media lint ## Install what the tests need, then run every test.
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked
 
 bench: deps media ## Measure live latency and per-channel cost; writes docs/benchmarks.md.
 	$(CARGO) bench --locked --bench live

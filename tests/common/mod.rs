@@ -56,8 +56,7 @@ impl TempDir {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
         Self { path }
     }
 
@@ -243,7 +242,11 @@ impl Headend {
 
     /// Polls `check` until it returns `Some`; `None` once `timeout` has passed. Fails
     /// at once if the headend exits.
-    pub fn wait_until<T>(&self, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    pub fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(value) = check() {
@@ -314,7 +317,9 @@ impl Drop for Headend {
             .unwrap_or_else(|e| e.into_inner())
             .is_some();
         if running && self.stop(SHUTDOWN_TIMEOUT).is_none() {
-            eprintln!("The headend did not stop within {SHUTDOWN_TIMEOUT:?} of SIGTERM and was killed.");
+            eprintln!(
+                "The headend did not stop within {SHUTDOWN_TIMEOUT:?} of SIGTERM and was killed."
+            );
         }
     }
 }
@@ -346,7 +351,9 @@ fn wait_listening(child: &mut Child, addr: SocketAddr) -> Result<(), String> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(format!("nothing listened on {addr} within {LISTEN_TIMEOUT:?}"));
+            return Err(format!(
+                "nothing listened on {addr} within {LISTEN_TIMEOUT:?}"
+            ));
         }
         thread::sleep(POLL_INTERVAL);
     }
@@ -388,8 +395,18 @@ pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> Option<Outp
             out
         })
     };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
