@@ -182,7 +182,44 @@ fn build_audio_branch(
     let mux = make_cmafmux(ladder)?;
     pipeline.add_many([&queue, &encoder, &parse, &mux])?;
     gst::Element::link_many([audio, &queue, &encoder, &parse, &mux])?;
+    if let Some(pad) = parse.static_pad("src") {
+        drop_overlapping_frames(&pad);
+    }
     Ok(mux)
+}
+
+/// Drops encoded audio frames that start before the end of the frames already sent.
+/// After a file loop's segment seek the audio restarts up to a frame early (qtdemux's
+/// accumulated base leaves out the clip's AAC priming) and the encoder drains a last
+/// padded frame on the new segment, so two frames would share a timestamp. At most one
+/// frame (about 21 ms) is lost per loop; a live source never overlaps.
+fn drop_overlapping_frames(pad: &gst::Pad) {
+    /// Timestamps within this of each other are continuous.
+    const SLACK_NS: u64 = 1_000_000;
+    let sent_until = std::sync::Mutex::new(None::<u64>);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(buffer) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let running_time = buffer.pts().and_then(|pts| {
+            pad.sticky_event::<gst::event::Segment>(0).and_then(|ev| {
+                ev.segment()
+                    .downcast_ref::<gst::ClockTime>()
+                    .and_then(|s| s.to_running_time(pts))
+            })
+        });
+        let Some(start) = running_time.map(|t| t.nseconds()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let end = start + buffer.duration().map_or(0, |d| d.nseconds());
+        let mut sent = sent_until.lock().unwrap_or_else(|e| e.into_inner());
+        if sent.is_some_and(|until| start + SLACK_NS < until) {
+            debug!(start, "Dropping audio that overlaps the previous loop.");
+            return gst::PadProbeReturn::Drop;
+        }
+        *sent = Some(end);
+        gst::PadProbeReturn::Ok
+    });
 }
 
 fn make_cmafmux(ladder: &Ladder) -> Result<gst::Element, PipelineError> {
@@ -228,6 +265,9 @@ fn attach_appsink(
         .build();
     pipeline.add(&appsink)?;
     mux.link(&appsink)?;
+    for pad in mux.sink_pads() {
+        stamp_wall_clock(&pad);
+    }
     let mux_weak = mux.downgrade();
     let channel_id = channel_id.to_owned();
     appsink.set_callbacks(
@@ -251,6 +291,61 @@ fn attach_appsink(
     Ok(())
 }
 
+/// Caps of the reference timestamps the muxer inputs are stamped with.
+const UNIX_TIME: &str = "timestamp/x-unix";
+
+/// Stamps every buffer entering a muxer with the wall-clock time of its PTS, computed
+/// from the segment it arrived in. The muxer outputs the very same buffers, so the
+/// packager reads each fragment's time from its samples. The muxer's own output
+/// timestamps are not usable for this: cmafmux forwards each new input segment
+/// verbatim, so a fragment drained after a file loop's segment seek would be converted
+/// with the new segment's base (gst-plugin-fmp4 0.14).
+fn stamp_wall_clock(pad: &gst::Pad) {
+    let caps = gst::Caps::new_empty_simple(UNIX_TIME);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let base = pad.parent_element().and_then(|e| e.base_time());
+        let running_time = buffer.pts().and_then(|pts| {
+            pad.sticky_event::<gst::event::Segment>(0).and_then(|ev| {
+                ev.segment()
+                    .downcast_ref::<gst::ClockTime>()
+                    .and_then(|s| s.to_running_time(pts))
+            })
+        });
+        if let (Some(base), Some(running_time)) = (base, running_time) {
+            gst::ReferenceTimestampMeta::add(buffer.make_mut(), &caps, base + running_time, None);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// The wall-clock span of a fragment's samples: the earliest start and latest end,
+/// so B-frames (decode order differs from presentation order) are handled.
+fn sample_span(buffers: &[gst::Buffer]) -> Option<(SystemTime, Duration)> {
+    let caps = gst::Caps::new_empty_simple(UNIX_TIME);
+    let mut start: Option<u64> = None;
+    let mut end: Option<u64> = None;
+    for buffer in buffers {
+        let Some(meta) = buffer
+            .iter_meta::<gst::ReferenceTimestampMeta>()
+            .find(|m| m.reference().is_subset(&caps))
+        else {
+            continue;
+        };
+        let at = meta.timestamp().nseconds();
+        let until = at + buffer.duration().map_or(0, |d| d.nseconds());
+        start = Some(start.map_or(at, |s| s.min(at)));
+        end = Some(end.map_or(until, |e| e.max(until)));
+    }
+    let (start, end) = (start?, end?);
+    Some((
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(start),
+        Duration::from_nanos(end.saturating_sub(start)),
+    ))
+}
+
 #[derive(Debug, thiserror::Error)]
 enum SampleError {
     #[error("the sample has no buffers")]
@@ -267,9 +362,8 @@ impl From<SampleError> for gst::FlowError {
     }
 }
 
-/// One appsink sample from cmafmux is `[init]? moof+mdat-header data...`: the init
-/// segment is flagged `DISCONT | HEADER`, the fragment header `HEADER` with the
-/// fragment's PTS and duration (gst-plugin-fmp4 0.14 `drain_buffers`).
+/// One appsink sample from cmafmux is `[init]? moof+mdat-header samples...`: the init
+/// segment is flagged `DISCONT | HEADER` (gst-plugin-fmp4 0.14 `drain_one_chunk`).
 fn on_sample(
     sink: &gst_app::AppSink,
     mux: &gst::Element,
@@ -277,10 +371,6 @@ fn on_sample(
     track: TrackId,
 ) -> Result<(), SampleError> {
     let sample = sink.pull_sample().map_err(|_| SampleError::Empty)?;
-    let segment = sample
-        .segment()
-        .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned())
-        .ok_or(SampleError::NoTimestamp)?;
     let buffers: Vec<gst::Buffer> = match (sample.buffer_list(), sample.buffer()) {
         (Some(list), _) => list.iter_owned().collect(),
         (None, Some(buffer)) => vec![buffer.to_owned()],
@@ -301,15 +391,9 @@ fn on_sample(
             rest = &rest[1..];
         }
     }
-    let header = rest.first().ok_or(SampleError::Empty)?;
-    let pts = header.pts().ok_or(SampleError::NoTimestamp)?;
-    let running_time = segment
-        .to_running_time(pts)
-        .ok_or(SampleError::NoTimestamp)?;
-    let base_time = sink.base_time().ok_or(SampleError::NoTimestamp)?;
-    let start =
-        SystemTime::UNIX_EPOCH + Duration::from_nanos((base_time + running_time).nseconds());
-    let duration = Duration::from_nanos(header.duration().map_or(0, |d| d.nseconds()));
+    // `rest` is the fragment header (moof + mdat header), then the samples.
+    let samples = rest.get(1..).ok_or(SampleError::Empty)?;
+    let (start, duration) = sample_span(samples).ok_or(SampleError::NoTimestamp)?;
     let fragment = Fragment {
         data: to_bytes(rest),
         start,

@@ -56,9 +56,15 @@ pub fn build(
     let loop_pad = matches!(scheme, SourceScheme::File)
         .then(|| video_convert.static_pad("sink"))
         .flatten();
-    // Sources that are not live (a file, an HLS pull that downloads ahead) are paced to
-    // the clock so the channel runs in real time and timestamps map to the wall clock.
-    let paced = matches!(scheme, SourceScheme::File | SourceScheme::Hls);
+    // Sources that are not live (a file, an HLS pull that downloads ahead, an RTMP pull:
+    // rtmp2src in GStreamer 1.22 is not a live source) are paced to the clock so the
+    // channel runs in real time and timestamps map to the wall clock. Without it an
+    // RTMP pipeline prerolls before PLAYING and the schedule, reading the base time
+    // during preroll, requests splits the muxers never reach.
+    let paced = matches!(
+        scheme,
+        SourceScheme::File | SourceScheme::Hls | SourceScheme::Rtmp
+    );
     if paced {
         let video_sync = make("clocksync")?;
         let audio_sync = make("clocksync")?;
