@@ -8,11 +8,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian 12 packages: GStreamer 1.22 (dev headers for gstreamer-rs 0.24, the plugin
 # sets the pipelines use), ffmpeg/ffprobe (test decoders and senders), curl (HTTP/2
-# checks), iproute2 and util-linux (network namespaces for multicast tests).
+# checks), iproute2 and util-linux (network namespaces for multicast tests),
+# python3-gi with the RTSP server GIR and nginx's RTMP module (the RTSP and RTMP
+# servers of tests/sources.rs).
 APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
-	ffmpeg curl iproute2 util-linux
+	ffmpeg curl iproute2 util-linux \
+	python3-gi gir1.2-gst-rtsp-server-1.0 libnginx-mod-rtmp
 
 DEMO_CLIP := var/media/demo.mp4
 CATALOG := manifests/demo.yaml pipelines/ladders.yaml

@@ -44,7 +44,8 @@ fn main() {
     };
     print!("{report}");
     let mut file = std::fs::File::create("docs/benchmarks.md").expect("write docs/benchmarks.md");
-    file.write_all(report.as_bytes()).expect("write docs/benchmarks.md");
+    file.write_all(report.as_bytes())
+        .expect("write docs/benchmarks.md");
 }
 
 struct Tracked {
@@ -61,7 +62,10 @@ fn run(base: &str, channels: &[String], pid: u32) -> Result<String, String> {
     let mut renditions = Vec::new();
     for channel in channels {
         let master = loop {
-            if let Ok(resp) = agent.get(&format!("{base}/live/{channel}/master.m3u8")).call() {
+            if let Ok(resp) = agent
+                .get(&format!("{base}/live/{channel}/master.m3u8"))
+                .call()
+            {
                 break resp.into_string().map_err(|e| e.to_string())?;
             }
             if Instant::now() > deadline {
@@ -92,7 +96,9 @@ fn run(base: &str, channels: &[String], pid: u32) -> Result<String, String> {
                 continue;
             };
             let seen_at = SystemTime::now();
-            let Ok(text) = resp.into_string() else { continue };
+            let Ok(text) = resp.into_string() else {
+                continue;
+            };
             let Ok(playlist) = m3u8_rs::parse_media_playlist_res(text.as_bytes()) else {
                 continue;
             };
@@ -102,8 +108,8 @@ fn run(base: &str, channels: &[String], pid: u32) -> Result<String, String> {
             let sequence = playlist.media_sequence + playlist.segments.len() as u64 - 1;
             if track.last.is_some_and(|last| sequence > last) && !first_pass {
                 if let Some(pdt) = newest.program_date_time {
-                    let end = SystemTime::from(pdt)
-                        + Duration::from_secs_f64(f64::from(newest.duration));
+                    let end =
+                        SystemTime::from(pdt) + Duration::from_secs_f64(f64::from(newest.duration));
                     let latency = seen_at
                         .duration_since(end)
                         .map(|d| d.as_secs_f64())

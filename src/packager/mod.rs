@@ -19,9 +19,11 @@ use crate::store::LiveChannel;
 use playlist::{AudioInfo, Bandwidth, SegmentEntry, VariantInfo};
 
 /// RFC 8216 6.2.2: a segment removed from the playlist stays available for at least
-/// its own duration plus the playlist's duration; keeping two extra segments beyond
-/// the window covers a client that fetched the playlist just before it moved.
-pub const RETAINED_BEYOND_WINDOW: u64 = 2;
+/// its own duration plus the playlist's duration, so `window + 1` segments are kept
+/// beyond the listed window (see `retained_from`).
+pub fn retained_from(oldest_listed: u64, window: usize) -> u64 {
+    oldest_listed.saturating_sub(window as u64 + 1)
+}
 
 /// What a track carries, as the pipeline negotiated it.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,7 +205,7 @@ impl Packager {
             sequence,
             data,
             media_playlist,
-            oldest_listed.saturating_sub(RETAINED_BEYOND_WINDOW),
+            retained_from(oldest_listed, window),
         );
         Some(sequence)
     }
@@ -215,8 +217,10 @@ impl Packager {
         let mut audio = None;
         for track in &self.tracks {
             let segments: Vec<SegmentEntry> = track.window.iter().cloned().collect();
-            let (Some(media), Some(bandwidth)) = (&track.media, Bandwidth::measure(&segments))
-            else {
+            let (Some(media), Some(bandwidth)) = (
+                &track.media,
+                Bandwidth::measure(&segments, self.segment_duration / 2),
+            ) else {
                 return;
             };
             match media {
@@ -391,9 +395,9 @@ mod tests {
         let playlist = m3u8_rs::parse_media_playlist_res(&text).unwrap();
         assert_eq!(playlist.media_sequence, 1005);
         assert_eq!(playlist.segments.len(), 3);
-        // Listed: 1005..=1007; retained beyond the window: 1003, 1004.
-        assert!(ch.segment("720p", 1002).is_none());
-        assert!(ch.segment("720p", 1003).is_some());
+        // Listed: 1005..=1007; retained beyond the window: 1001..=1004 (window + 1).
+        assert!(ch.segment("720p", 1000).is_none());
+        assert!(ch.segment("720p", 1001).is_some());
         assert!(ch.segment("720p", 1007).is_some());
         assert_eq!(ch.init_segment("720p"), Some(Bytes::from_static(b"init")));
     }

@@ -82,14 +82,25 @@ pub struct Bandwidth {
 }
 
 impl Bandwidth {
-    /// RFC 8216 4.3.4.2: BANDWIDTH is the peak segment bit rate, AVERAGE-BANDWIDTH the
-    /// total bits over the total duration.
-    pub fn measure(segments: &[SegmentEntry]) -> Option<Self> {
-        let peak = segments
+    /// RFC 8216 4.3.4.2: BANDWIDTH is the peak segment bit rate, over segments of at
+    /// least half a target duration (`min_duration`); a short first segment, mostly one
+    /// keyframe, would otherwise inflate it. AVERAGE-BANDWIDTH is the total bits over
+    /// the total duration.
+    pub fn measure(segments: &[SegmentEntry], min_duration: Duration) -> Option<Self> {
+        let rate =
+            |s: &SegmentEntry| (s.bytes as f64 * 8.0 / s.duration.as_secs_f64()).ceil() as u64;
+        let long_enough = segments
             .iter()
-            .filter(|s| !s.duration.is_zero())
-            .map(|s| (s.bytes as f64 * 8.0 / s.duration.as_secs_f64()).ceil() as u64)
-            .max()?;
+            .filter(|s| s.duration >= min_duration && !s.duration.is_zero())
+            .map(rate)
+            .max();
+        let peak = long_enough.or_else(|| {
+            segments
+                .iter()
+                .filter(|s| !s.duration.is_zero())
+                .map(rate)
+                .max()
+        })?;
         let bits: f64 = segments.iter().map(|s| s.bytes as f64 * 8.0).sum();
         let seconds: f64 = segments.iter().map(|s| s.duration.as_secs_f64()).sum();
         Some(Self {
@@ -248,10 +259,18 @@ mod tests {
         let mut a = seg(1, 0, false, 250_000); // 1 Mb/s over 2 s
         let b = seg(2, 2, false, 500_000); // 2 Mb/s
         a.duration = Duration::from_secs(2);
-        let bw = Bandwidth::measure(&[a, b]).unwrap();
+        let one = Duration::from_secs(1);
+        let bw = Bandwidth::measure(&[a.clone(), b.clone()], one).unwrap();
         assert_eq!(bw.peak, 2_000_000);
         assert_eq!(bw.average, 1_500_000);
-        assert_eq!(Bandwidth::measure(&[]), None);
+        assert_eq!(Bandwidth::measure(&[], one), None);
+        // A 0.1 s first segment of 50 kB (4 Mb/s) does not set the peak.
+        let mut short = seg(0, 0, false, 50_000);
+        short.duration = Duration::from_millis(100);
+        let bw = Bandwidth::measure(&[short.clone(), a, b], one).unwrap();
+        assert_eq!(bw.peak, 2_000_000);
+        // Unless nothing longer exists yet.
+        assert_eq!(Bandwidth::measure(&[short], one).unwrap().peak, 4_000_000);
     }
 
     #[test]

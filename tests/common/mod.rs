@@ -292,6 +292,10 @@ impl Headend {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()?;
+        // Once reaped, the pid may belong to another process: signal only a live child.
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(child.id().to_string())
@@ -372,6 +376,22 @@ fn free_loopback_port() -> SocketAddr {
     listener
         .local_addr()
         .unwrap_or_else(|e| panic!("reading a bound port: {e}"))
+}
+
+// ---------------------------------------------------------------- the wall clock
+
+/// Sleeps until the wall clock is `offset` past a multiple of `period`: the next
+/// such moment, now included. Live segment boundaries are multiples of the segment
+/// duration on the wall clock, so a test can choose where in a segment a channel
+/// starts.
+pub fn sleep_until_phase(period: Duration, offset: Duration) {
+    let period = period.as_nanos().max(1);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let wait = (offset.as_nanos() % period + period - now % period) % period;
+    thread::sleep(Duration::from_nanos(u64::try_from(wait).unwrap_or(0)));
 }
 
 // ---------------------------------------------------------------- child processes
