@@ -201,13 +201,7 @@ fn drop_overlapping_frames(pad: &gst::Pad) {
         let Some(buffer) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
-        let running_time = buffer.pts().and_then(|pts| {
-            pad.sticky_event::<gst::event::Segment>(0).and_then(|ev| {
-                ev.segment()
-                    .downcast_ref::<gst::ClockTime>()
-                    .and_then(|s| s.to_running_time(pts))
-            })
-        });
+        let running_time = buffer.pts().and_then(|pts| running_time(pad, pts));
         let Some(start) = running_time.map(|t| t.nseconds()) else {
             return gst::PadProbeReturn::Ok;
         };
@@ -307,13 +301,7 @@ fn stamp_wall_clock(pad: &gst::Pad) {
             return gst::PadProbeReturn::Ok;
         };
         let base = pad.parent_element().and_then(|e| e.base_time());
-        let running_time = buffer.pts().and_then(|pts| {
-            pad.sticky_event::<gst::event::Segment>(0).and_then(|ev| {
-                ev.segment()
-                    .downcast_ref::<gst::ClockTime>()
-                    .and_then(|s| s.to_running_time(pts))
-            })
-        });
+        let running_time = buffer.pts().and_then(|pts| running_time(pad, pts));
         if let (Some(base), Some(running_time)) = (base, running_time) {
             gst::ReferenceTimestampMeta::add(buffer.make_mut(), &caps, base + running_time, None);
         }
@@ -457,6 +445,15 @@ fn track_media(mux: &gst::Element) -> Result<TrackMedia, SampleError> {
             channels: int("channels").unwrap_or(2),
         })
     }
+}
+
+/// The running time of `pts` in the segment that `pad` last received.
+pub(crate) fn running_time(pad: &gst::Pad, pts: gst::ClockTime) -> Option<gst::ClockTime> {
+    let event = pad.sticky_event::<gst::event::Segment>(0)?;
+    event
+        .segment()
+        .downcast_ref::<gst::ClockTime>()?
+        .to_running_time(pts)
 }
 
 pub(crate) fn make(factory: &str) -> Result<gst::Element, PipelineError> {

@@ -71,12 +71,7 @@ impl Schedule {
             ) else {
                 return gst::PadProbeReturn::Ok;
             };
-            let running_time = pad.sticky_event::<gst::event::Segment>(0).and_then(|ev| {
-                ev.segment()
-                    .downcast_ref::<gst::ClockTime>()
-                    .and_then(|s| s.to_running_time(pts))
-            });
-            let Some(running_time) = running_time else {
+            let Some(running_time) = super::running_time(pad, pts) else {
                 return gst::PadProbeReturn::Ok;
             };
             let now = (base + running_time).nseconds();
