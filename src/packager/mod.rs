@@ -6,6 +6,8 @@
 //! segments and whole fragments as `Bytes` with their timing.
 
 pub mod codecs;
+pub mod dash;
+pub mod mp4;
 pub mod playlist;
 
 use std::collections::VecDeque;

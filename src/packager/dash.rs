@@ -1,0 +1,1 @@
+//! DASH MPDs over the same CMAF segments the HLS playlists list.

@@ -1,0 +1,1 @@
+//! ISO BMFF (MP4) box reading for CMAF init segments and fragments.
