@@ -65,14 +65,31 @@ pub struct LiveChannel {
 #[derive(Default)]
 struct ChannelState {
     master: Option<Bytes>,
+    manifest: Option<Bytes>,
     tracks: HashMap<String, TrackState>,
 }
 
 #[derive(Default)]
 struct TrackState {
     playlist: Option<Bytes>,
-    init: Option<Bytes>,
-    segments: VecDeque<(u64, Bytes)>,
+    /// Init segments by version, oldest first: one per pipeline start, kept while a
+    /// retained segment refers to it.
+    inits: VecDeque<(u32, Bytes)>,
+    segments: VecDeque<StoredSegment>,
+}
+
+/// A finished segment and the version of the init segment that decodes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSegment {
+    pub sequence: u64,
+    pub init: u32,
+    pub data: Bytes,
+}
+
+/// The file name of an init segment version (`init-3.mp4`); playlists and MPDs name
+/// the version their segments need, so a restart's new init never decodes old segments.
+pub fn init_name(version: u32) -> String {
+    format!("init-{version}.mp4")
 }
 
 impl LiveChannel {
@@ -98,8 +115,22 @@ impl LiveChannel {
         self.read().tracks.get(track)?.playlist.clone()
     }
 
-    pub fn init_segment(&self, track: &str) -> Option<Bytes> {
-        self.read().tracks.get(track)?.init.clone()
+    /// The DASH MPD over the window.
+    pub fn manifest(&self) -> Option<Bytes> {
+        self.read().manifest.clone()
+    }
+
+    /// An init segment by version, or the newest (`init.mp4`) when `version` is `None`.
+    pub fn init_segment(&self, track: &str, version: Option<u32>) -> Option<Bytes> {
+        let state = self.read();
+        let inits = &state.tracks.get(track)?.inits;
+        match version {
+            None => inits.back().map(|(_, init)| init.clone()),
+            Some(version) => inits
+                .iter()
+                .find(|(v, _)| *v == version)
+                .map(|(_, init)| init.clone()),
+        }
     }
 
     pub fn segment(&self, track: &str, sequence: u64) -> Option<Bytes> {
@@ -108,9 +139,9 @@ impl LiveChannel {
         // Segments are stored in sequence order; the window is small, but a binary
         // search keeps this cheap whatever the window size.
         let index = segments
-            .binary_search_by_key(&sequence, |(seq, _)| *seq)
+            .binary_search_by_key(&sequence, |s| s.sequence)
             .ok()?;
-        Some(segments[index].1.clone())
+        Some(segments[index].data.clone())
     }
 
     /// A receiver that changes whenever anything is published.
@@ -118,40 +149,53 @@ impl LiveChannel {
         self.version.subscribe()
     }
 
-    /// Publishes a track's init segment (a new one replaces the old after a restart).
-    pub fn publish_init(&self, track: &str, init: Bytes) {
-        self.write()
-            .tracks
-            .entry(track.to_owned())
-            .or_default()
-            .init = Some(init);
+    /// Publishes version `version` of a track's init segment (a pipeline start makes a
+    /// new version; the same version published again replaces it).
+    pub fn publish_init(&self, track: &str, version: u32, init: Bytes) {
+        {
+            let mut state = self.write();
+            let inits = &mut state.tracks.entry(track.to_owned()).or_default().inits;
+            inits.retain(|(v, _)| *v != version);
+            inits.push_back((version, init));
+        }
         self.bump();
     }
 
     /// Publishes a finished segment and the playlist that lists it, and drops
-    /// segments older than `retain_from`, in one step so readers never see a playlist
-    /// naming a segment that is not there.
+    /// segments older than `retain_from` (and init versions no retained segment needs),
+    /// in one step so readers never see a playlist naming a segment that is not there.
     pub fn publish_segment(
         &self,
         track: &str,
-        sequence: u64,
-        data: Bytes,
+        segment: StoredSegment,
         playlist: Bytes,
         retain_from: u64,
     ) {
         {
             let mut state = self.write();
             let entry = state.tracks.entry(track.to_owned()).or_default();
-            entry.segments.push_back((sequence, data));
+            entry.segments.push_back(segment);
             while entry
                 .segments
                 .front()
-                .is_some_and(|(seq, _)| *seq < retain_from)
+                .is_some_and(|s| s.sequence < retain_from)
             {
                 entry.segments.pop_front();
             }
+            if let Some(oldest) = entry.segments.front().map(|s| s.init) {
+                while entry.inits.len() > 1 && entry.inits.front().is_some_and(|(v, _)| *v < oldest)
+                {
+                    entry.inits.pop_front();
+                }
+            }
             entry.playlist = Some(playlist);
         }
+        self.bump();
+    }
+
+    /// Publishes the DASH MPD (refreshed with every segment, like the playlists).
+    pub fn publish_manifest(&self, manifest: Bytes) {
+        self.write().manifest = Some(manifest);
         self.bump();
     }
 
@@ -167,8 +211,8 @@ impl LiveChannel {
             .tracks
             .values()
             .map(|t| {
-                t.init.as_ref().map_or(0, Bytes::len)
-                    + t.segments.iter().map(|(_, b)| b.len()).sum::<usize>()
+                t.inits.iter().map(|(_, b)| b.len()).sum::<usize>()
+                    + t.segments.iter().map(|s| s.data.len()).sum::<usize>()
             })
             .sum()
     }
@@ -195,13 +239,12 @@ mod tests {
         let store = SegmentStore::new();
         let ch = store.channel_or_insert("news", Duration::from_secs(2));
         for seq in 10..20 {
-            ch.publish_segment(
-                "720p",
-                seq,
-                Bytes::from(vec![seq as u8; 4]),
-                Bytes::from_static(b"#EXTM3U\n"),
-                seq.saturating_sub(5),
-            );
+            let segment = StoredSegment {
+                sequence: seq,
+                init: 0,
+                data: Bytes::from(vec![seq as u8; 4]),
+            };
+            ch.publish_segment("720p", segment, Bytes::from_static(b"#EXTM3U\n"), seq - 5);
         }
         assert_eq!(ch.segment("720p", 13), None);
         assert_eq!(ch.segment("720p", 14), Some(Bytes::from(vec![14u8; 4])));
@@ -209,6 +252,46 @@ mod tests {
         assert_eq!(ch.segment("720p", 20), None);
         assert_eq!(ch.segment("480p", 19), None);
         assert_eq!(ch.memory_bytes(), 6 * 4);
+    }
+
+    #[test]
+    fn init_versions_live_as_long_as_their_segments() {
+        let store = SegmentStore::new();
+        let ch = store.channel_or_insert("news", Duration::from_secs(2));
+        let publish = |sequence: u64, init: u32| {
+            let segment = StoredSegment {
+                sequence,
+                init,
+                data: Bytes::from_static(b"s"),
+            };
+            ch.publish_segment(
+                "720p",
+                segment,
+                Bytes::from_static(b"#EXTM3U\n"),
+                sequence - 2,
+            );
+        };
+        ch.publish_init("720p", 0, Bytes::from_static(b"zero"));
+        publish(10, 0);
+        ch.publish_init("720p", 1, Bytes::from_static(b"one"));
+        publish(11, 1);
+        assert_eq!(
+            ch.init_segment("720p", Some(0)),
+            Some(Bytes::from_static(b"zero"))
+        );
+        assert_eq!(
+            ch.init_segment("720p", None),
+            Some(Bytes::from_static(b"one"))
+        );
+        publish(12, 1);
+        publish(13, 1);
+        assert_eq!(ch.init_segment("720p", Some(0)), None);
+        assert_eq!(
+            ch.init_segment("720p", Some(1)),
+            Some(Bytes::from_static(b"one"))
+        );
+        assert_eq!(ch.init_segment("720p", Some(2)), None);
+        assert_eq!(init_name(2), "init-2.mp4");
     }
 
     #[test]

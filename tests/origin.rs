@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use headend::origin::{Origin, OriginConfig, OriginError};
-use headend::store::{SegmentStore, AUDIO_TRACK};
+use headend::store::{SegmentStore, StoredSegment, AUDIO_TRACK};
 
 const MASTER: &[u8] = b"#EXTM3U\n#EXT-X-VERSION:7\n\
 #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\",NAME=\"main\",URI=\"audio/index.m3u8\"\n\
@@ -32,10 +32,18 @@ fn segment_bytes(seq: u64) -> Vec<u8> {
         .collect()
 }
 
+fn stored(sequence: u64) -> StoredSegment {
+    StoredSegment {
+        sequence,
+        init: 0,
+        data: Bytes::from(segment_bytes(sequence)),
+    }
+}
+
 fn media_playlist(last: u64) -> Vec<u8> {
     let mut text = format!(
         "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:6\n\
-         #EXT-X-MEDIA-SEQUENCE:{FIRST_IN_WINDOW}\n#EXT-X-MAP:URI=\"init.mp4\"\n"
+         #EXT-X-MEDIA-SEQUENCE:{FIRST_IN_WINDOW}\n#EXT-X-MAP:URI=\"init-0.mp4\"\n"
     );
     for seq in FIRST_IN_WINDOW..=last {
         text.push_str(&format!("#EXTINF:6.000,\n{seq}.m4s\n"));
@@ -48,14 +56,13 @@ fn media_playlist(last: u64) -> Vec<u8> {
 fn fixture() -> Arc<SegmentStore> {
     let store = SegmentStore::new();
     let news = store.channel_or_insert("news", Duration::from_secs(6));
-    news.publish_init("720p", Bytes::from_static(INIT_720P));
-    news.publish_init(AUDIO_TRACK, Bytes::from_static(INIT_AUDIO));
+    news.publish_init("720p", 0, Bytes::from_static(INIT_720P));
+    news.publish_init(AUDIO_TRACK, 0, Bytes::from_static(INIT_AUDIO));
     for seq in 10..=LAST_IN_WINDOW {
         for track in ["720p", AUDIO_TRACK] {
             news.publish_segment(
                 track,
-                seq,
-                Bytes::from(segment_bytes(seq)),
+                stored(seq),
                 Bytes::from(media_playlist(seq)),
                 FIRST_IN_WINDOW,
             );
@@ -358,13 +365,18 @@ fn media_playlists_init_and_segments_have_their_types() {
     assert_eq!(audio_playlist.status, 200);
     assert_eq!(audio_playlist.header("content-type"), Some(PLAYLIST_TYPE));
 
-    let init = get(&server, "/live/news/720p/init.mp4");
+    // The version a playlist names never changes; `init.mp4`, the newest version,
+    // changes when the channel restarts and is cached like a playlist.
+    let init = get(&server, "/live/news/720p/init-0.mp4");
     assert_eq!(init.status, 200);
     assert_eq!(init.body, INIT_720P);
     assert_eq!(init.header("content-type"), Some("video/mp4"));
     assert_eq!(init.header("cache-control"), Some(IMMUTABLE));
+    let newest = get(&server, "/live/news/720p/init.mp4");
+    assert_eq!(newest.body, INIT_720P);
+    assert_eq!(newest.header("cache-control"), Some("max-age=3"));
 
-    let audio_init = get(&server, "/live/news/audio/init.mp4");
+    let audio_init = get(&server, "/live/news/audio/init-0.mp4");
     assert_eq!(audio_init.status, 200);
     assert_eq!(audio_init.body, INIT_AUDIO);
     assert_eq!(audio_init.header("content-type"), Some("audio/mp4"));
@@ -600,13 +612,7 @@ fn tags_tell_segments_apart_and_follow_playlist_updates() {
 
     let before = tag("/live/news/720p/index.m3u8").expect("ETag");
     let news = store.channel("news").expect("news");
-    news.publish_segment(
-        "720p",
-        15,
-        Bytes::from(segment_bytes(15)),
-        Bytes::from(media_playlist(15)),
-        13,
-    );
+    news.publish_segment("720p", stored(15), Bytes::from(media_playlist(15)), 13);
     let reply = request(
         &server,
         "GET",

@@ -14,8 +14,13 @@ pub(crate) enum Route {
     Master { channel: String },
     /// `/live/{channel}/{track}/index.m3u8`
     MediaPlaylist { channel: String, track: String },
-    /// `/live/{channel}/{track}/init.mp4`
-    Init { channel: String, track: String },
+    /// `/live/{channel}/{track}/init-{version}.mp4` (what playlists name), or
+    /// `init.mp4` for the newest version (`version: None`)
+    Init {
+        channel: String,
+        track: String,
+        version: Option<u32>,
+    },
     /// `/live/{channel}/{track}/{sequence}.m4s`
     Segment {
         channel: String,
@@ -61,7 +66,21 @@ pub(crate) fn parse(path: &str) -> Result<Route, RouteError> {
         ["live", channel, track, "init.mp4"] => Ok(Route::Init {
             channel: (*channel).to_owned(),
             track: (*track).to_owned(),
+            version: None,
         }),
+        ["live", channel, track, file] if file.starts_with("init-") => {
+            let version = file
+                .strip_prefix("init-")
+                .and_then(|f| f.strip_suffix(".mp4"))
+                .and_then(parse_sequence)
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or(RouteError::NotFound)?;
+            Ok(Route::Init {
+                channel: (*channel).to_owned(),
+                track: (*track).to_owned(),
+                version: Some(version),
+            })
+        }
         ["live", channel, track, file] => {
             let sequence = file
                 .strip_suffix(".m4s")
@@ -160,9 +179,30 @@ mod tests {
             parse("/live/news/audio/init.mp4"),
             Ok(Route::Init {
                 channel: "news".into(),
-                track: "audio".into()
+                track: "audio".into(),
+                version: None,
             })
         );
+        assert_eq!(
+            parse("/live/news/720p/init-3.mp4"),
+            Ok(Route::Init {
+                channel: "news".into(),
+                track: "720p".into(),
+                version: Some(3),
+            })
+        );
+        for bad in [
+            "init-.mp4",
+            "init-03.mp4",
+            "init-x.mp4",
+            "init-4294967296.mp4",
+        ] {
+            assert_eq!(
+                parse(&format!("/live/news/720p/{bad}")),
+                Err(RouteError::NotFound),
+                "{bad}"
+            );
+        }
         assert_eq!(
             parse("/live/news/720p/42.m4s"),
             Ok(segment("news", "720p", 42))

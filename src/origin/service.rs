@@ -132,23 +132,35 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
                 .ok_or_else(|| not_yet_or_not_found(&live, track))?;
             Ok(playlist(body, &live))
         }
-        Route::Init { channel, track } => {
+        Route::Init {
+            channel,
+            track,
+            version,
+        } => {
             let live = store.channel(channel).ok_or(Missing::NotFound)?;
             let body = live
-                .init_segment(track)
-                .ok_or_else(|| not_yet_or_not_found(&live, track))?;
+                .init_segment(track, *version)
+                .ok_or_else(|| match version {
+                    // Playlists name a version only once it is published.
+                    Some(_) => Missing::NotFound,
+                    None => not_yet_or_not_found(&live, track),
+                })?;
             let content_type = if track == AUDIO_TRACK {
                 AUDIO_INIT_TYPE
             } else {
                 VIDEO_INIT_TYPE
             };
-            // An init segment is replaced when a channel restarts, so its tag follows
-            // the bytes, not the name.
+            // A version never changes; `init.mp4` (the newest) does when a channel
+            // restarts, so it is cached like a playlist and its tag follows the bytes.
             let etag = etag::for_content(&body);
+            let cache_control = match version {
+                Some(_) => IMMUTABLE.to_owned(),
+                None => playlist_cache_control(live.target_duration()),
+            };
             Ok(Resource {
                 body,
                 content_type,
-                cache_control: IMMUTABLE.to_owned(),
+                cache_control,
                 etag: Some(etag),
             })
         }
@@ -176,7 +188,7 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
 /// published its master playlist it is starting, and any track may still appear; after
 /// that, a track with an init segment is real and only its playlist is late.
 fn not_yet_or_not_found(live: &LiveChannel, track: &str) -> Missing {
-    if live.master_playlist().is_none() || live.init_segment(track).is_some() {
+    if live.master_playlist().is_none() || live.init_segment(track, None).is_some() {
         Missing::NotYet
     } else {
         Missing::NotFound
@@ -358,6 +370,7 @@ fn insert_text(headers: &mut HeaderMap, name: HeaderName, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoredSegment;
     use http_body_util::BodyExt;
 
     const SEGMENT: &[u8] = b"0123456789abcdefghij";
@@ -366,15 +379,14 @@ mod tests {
         let store = SegmentStore::new();
         let live = store.channel_or_insert("news", Duration::from_secs(6));
         live.publish_master(Bytes::from_static(b"#EXTM3U\nmaster\n"));
-        live.publish_init("720p", Bytes::from_static(b"video-init"));
-        live.publish_init(AUDIO_TRACK, Bytes::from_static(b"audio-init"));
-        live.publish_segment(
-            "720p",
-            7,
-            Bytes::from_static(SEGMENT),
-            Bytes::from_static(b"#EXTM3U\n720p\n"),
-            0,
-        );
+        live.publish_init("720p", 0, Bytes::from_static(b"video-init"));
+        live.publish_init(AUDIO_TRACK, 0, Bytes::from_static(b"audio-init"));
+        let segment = StoredSegment {
+            sequence: 7,
+            init: 0,
+            data: Bytes::from_static(SEGMENT),
+        };
+        live.publish_segment("720p", segment, Bytes::from_static(b"#EXTM3U\n720p\n"), 0);
         store
     }
 
@@ -438,6 +450,24 @@ mod tests {
             header(&audio, "etag"),
             Some(etag::for_content(b"audio-init").as_str())
         );
+    }
+
+    #[test]
+    fn init_versions_are_immutable_and_the_newest_is_not() {
+        let store = store();
+        let live = store.channel("news").unwrap();
+        live.publish_init("720p", 1, Bytes::from_static(b"restarted"));
+        let newest = get(&store, "/live/news/720p/init.mp4", &[]);
+        assert_eq!(header(&newest, "cache-control"), Some("max-age=3"));
+        let old = get(&store, "/live/news/720p/init-0.mp4", &[]);
+        assert_eq!(old.status(), StatusCode::OK);
+        assert_eq!(header(&old, "cache-control"), Some(IMMUTABLE));
+        assert_eq!(
+            header(&old, "etag"),
+            Some(etag::for_content(b"video-init").as_str())
+        );
+        let missing = get(&store, "/live/news/720p/init-9.mp4", &[]);
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]
@@ -525,7 +555,7 @@ mod tests {
             );
         }
         live.publish_master(Bytes::from_static(b"#EXTM3U\n"));
-        live.publish_init("720p", Bytes::from_static(b"init"));
+        live.publish_init("720p", 0, Bytes::from_static(b"init"));
         // The master is out: a track with an init segment is late, any other is unknown.
         let late = get(&store, "/live/news/720p/index.m3u8", &[]);
         assert_eq!(late.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
-use crate::store::LiveChannel;
+use crate::store::{LiveChannel, StoredSegment};
 use playlist::{AudioInfo, Bandwidth, SegmentEntry, VariantInfo};
 
 /// RFC 8216 6.2.2: a segment removed from the playlist stays available for at least
@@ -67,9 +67,20 @@ struct OpenSegment {
     parts: Vec<Bytes>,
 }
 
+/// A finished segment not numbered yet: the index of the wall-clock boundary it ends
+/// at, and its content.
+struct ClosedSegment {
+    clock_index: u64,
+    start: SystemTime,
+    end: SystemTime,
+    data: Bytes,
+}
+
 struct Track {
     name: String,
     open: Option<OpenSegment>,
+    /// Segments closed before every track of this run has one (see `start_run`).
+    held: VecDeque<ClosedSegment>,
     media: Option<TrackMedia>,
     window: VecDeque<SegmentEntry>,
     last_sequence: Option<u64>,
@@ -78,12 +89,23 @@ struct Track {
     pending_discontinuity: bool,
 }
 
+/// Which pipeline start of the channel produced something: each start has its own
+/// init segment version and, in DASH, its own Period.
+pub type Epoch = u32;
+
 /// One channel's packager. The pipeline's appsink callbacks share it behind a mutex.
 pub struct Packager {
     channel: Arc<LiveChannel>,
     segment_duration: Duration,
     window: usize,
     tracks: Vec<Track>,
+    epoch: Epoch,
+    /// Subtracted from the wall-clock segment index: after a restart the numbers go on
+    /// from the last one published, not from the clock (see `start_run`).
+    sequence_offset: u64,
+    /// The boundary index this pipeline run's first segment ends at, in every track;
+    /// `None` until each track has closed a segment.
+    run_start: Option<u64>,
 }
 
 /// Track index as handed to the pipeline for its appsinks.
@@ -106,6 +128,7 @@ impl Packager {
                 .map(|name| Track {
                     name,
                     open: None,
+                    held: VecDeque::new(),
                     media: None,
                     window: VecDeque::new(),
                     last_sequence: None,
@@ -113,6 +136,9 @@ impl Packager {
                     pending_discontinuity: false,
                 })
                 .collect(),
+            epoch: 0,
+            sequence_offset: 0,
+            run_start: None,
         }
     }
 
@@ -123,9 +149,12 @@ impl Packager {
     /// A new pipeline instance is about to start: the next segment of every track that
     /// already has segments is a discontinuity.
     pub fn restart(&mut self) {
+        self.epoch += 1;
+        self.run_start = None;
         for track in &mut self.tracks {
             // What the failed pipeline left half-assembled is dropped, not published.
             track.open = None;
+            track.held.clear();
             track.pending_discontinuity = track.last_sequence.is_some();
         }
     }
@@ -136,7 +165,7 @@ impl Packager {
             return;
         };
         debug!(track = %track.name, bytes = init.len(), ?media, "Init segment.");
-        self.channel.publish_init(&track.name, init);
+        self.channel.publish_init(&track.name, self.epoch, init);
         track.media = Some(media);
     }
 
@@ -160,29 +189,86 @@ impl Packager {
             return None;
         }
         let open = track.open.take()?;
-        let sequence = self.close_segment(id, open, boundary);
+        let closed = ClosedSegment {
+            clock_index: segment_index_ending_at(boundary, segment_duration),
+            start: open.start,
+            end: open.end,
+            data: concat(open.parts),
+        };
+        let sequence = match self.run_start {
+            Some(_) => self.publish_segment(id, closed),
+            None => {
+                let window = self.window;
+                let held = &mut self.tracks.get_mut(id)?.held;
+                held.push_back(closed);
+                // A track that never makes a segment must not grow the others' memory.
+                while held.len() > window {
+                    held.pop_front();
+                }
+                let published = self.start_run().unwrap_or_default();
+                published
+                    .into_iter()
+                    .rev()
+                    .find(|(track, _)| *track == id)
+                    .map(|(_, sequence)| sequence)
+            }
+        };
         self.publish_master();
         sequence
     }
 
-    fn close_segment(
-        &mut self,
-        id: TrackId,
-        open: OpenSegment,
-        boundary: SystemTime,
-    ) -> Option<u64> {
+    /// A pipeline run starts publishing once every track has closed a segment, at the
+    /// latest of their first boundaries, so every track starts the run with the same
+    /// number and none has a hole where another started earlier. After a restart that
+    /// number is the one after the channel's last, so the media sequence goes on
+    /// without a hole (HLS sequence numbers and DASH `$Number$` stay the numbers in the
+    /// URLs); every track applies the same offset, so the same moment keeps one number
+    /// in all of them. Returns the (track, sequence) pairs it published.
+    fn start_run(&mut self) -> Option<Vec<(TrackId, u64)>> {
+        let start = self
+            .tracks
+            .iter()
+            .map(|t| t.held.front().map(|s| s.clock_index))
+            .collect::<Option<Vec<u64>>>()?
+            .into_iter()
+            .max()?;
+        let last = self.tracks.iter().filter_map(|t| t.last_sequence).max();
+        if let Some(last) = last {
+            self.sequence_offset = start.saturating_sub(last + 1);
+        }
+        self.run_start = Some(start);
+        let mut published = Vec::new();
+        for id in 0..self.tracks.len() {
+            let held = std::mem::take(&mut self.tracks[id].held);
+            for closed in held.into_iter().filter(|s| s.clock_index >= start) {
+                if let Some(sequence) = self.publish_segment(id, closed) {
+                    published.push((id, sequence));
+                }
+            }
+        }
+        Some(published)
+    }
+
+    /// Numbers a closed segment and publishes it with the track's new media playlist.
+    fn publish_segment(&mut self, id: TrackId, closed: ClosedSegment) -> Option<u64> {
         let segment_duration = self.segment_duration;
         let window = self.window;
+        let epoch = self.epoch;
+        let sequence_offset = self.sequence_offset;
         let track = self.tracks.get_mut(id)?;
-        let sequence = sequence_ending_at(boundary, segment_duration, track.last_sequence);
+        let sequence = next_sequence(
+            closed.clock_index.saturating_sub(sequence_offset),
+            track.last_sequence,
+        );
         track.last_sequence = Some(sequence);
-        let data = concat(open.parts);
+        let data = closed.data;
         let entry = SegmentEntry {
             sequence,
-            duration: open.end.duration_since(open.start).unwrap_or_default(),
-            program_date_time: open.start,
+            duration: closed.end.duration_since(closed.start).unwrap_or_default(),
+            program_date_time: closed.start,
             discontinuity: std::mem::take(&mut track.pending_discontinuity),
             bytes: data.len(),
+            init: epoch,
         };
         if entry.discontinuity {
             info!(track = %track.name, sequence, "Discontinuity after a source restart.");
@@ -202,10 +288,14 @@ impl Packager {
                 .write_to(w)
         });
         let oldest_listed = segments.first().map_or(sequence, |s| s.sequence);
+        let segment = StoredSegment {
+            sequence,
+            init: epoch,
+            data,
+        };
         self.channel.publish_segment(
             &track.name,
-            sequence,
-            data,
+            segment,
             media_playlist,
             retained_from(oldest_listed, window),
         );
@@ -219,10 +309,11 @@ impl Packager {
         let mut audio = None;
         for track in &self.tracks {
             let segments: Vec<SegmentEntry> = track.window.iter().cloned().collect();
-            let (Some(media), Some(bandwidth)) = (
-                &track.media,
-                Bandwidth::measure(&segments, self.segment_duration / 2),
-            ) else {
+            let target =
+                Duration::from_secs(playlist::target_duration(&segments, self.segment_duration));
+            let (Some(media), Some(bandwidth)) =
+                (&track.media, Bandwidth::measure(&segments, target))
+            else {
                 return;
             };
             match media {
@@ -270,18 +361,19 @@ pub fn next_boundary(time: SystemTime, segment_duration: Duration) -> SystemTime
     SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX))
 }
 
-/// Segment numbers come from the wall clock: the segment that ends at boundary `b` is
-/// number `b / segment_duration - 1`. Every rendition and the audio get the same number
-/// for the same moment (so HLS and DASH `$Number$` agree), numbers keep rising across
-/// pipeline and process restarts, and a number never repeats or goes backwards.
-pub fn sequence_ending_at(
-    boundary: SystemTime,
-    segment_duration: Duration,
-    last: Option<u64>,
-) -> u64 {
+/// Segment numbers come from the wall clock: the segment that ends at boundary `b` has
+/// index `b / segment_duration - 1`. Every rendition and the audio get the same number
+/// for the same moment (so HLS and DASH `$Number$` agree), and a later process start
+/// continues above the numbers an earlier one published.
+pub fn segment_index_ending_at(boundary: SystemTime, segment_duration: Duration) -> u64 {
     let step = segment_duration.as_nanos().max(1);
+    // Boundaries are computed, but be robust to a few nanoseconds of rounding.
     let index = (nanos_since_epoch(boundary) + step / 2) / step;
-    let from_clock = u64::try_from(index).unwrap_or(u64::MAX).saturating_sub(1);
+    u64::try_from(index).unwrap_or(u64::MAX).saturating_sub(1)
+}
+
+/// A track's number never repeats or goes backwards, whatever the clock does.
+pub fn next_sequence(from_clock: u64, last: Option<u64>) -> u64 {
     match last {
         Some(last) if from_clock <= last => last + 1,
         _ => from_clock,
@@ -311,24 +403,49 @@ mod tests {
     #[test]
     fn sequence_is_the_boundary_a_segment_ends_at() {
         let two = Duration::from_secs(2);
-        assert_eq!(sequence_ending_at(at_ms(2_002_000), two, None), 1000);
-        // Boundaries are computed, but be robust to a few nanoseconds of rounding.
-        assert_eq!(sequence_ending_at(at_ms(2_001_999), two, None), 1000);
+        assert_eq!(segment_index_ending_at(at_ms(2_002_000), two), 1000);
+        assert_eq!(segment_index_ending_at(at_ms(2_001_999), two), 1000);
         assert_eq!(next_boundary(at_ms(2_000_050), two), at_ms(2_002_000));
         assert_eq!(next_boundary(at_ms(2_002_000), two), at_ms(2_004_000));
     }
 
     #[test]
     fn sequence_never_repeats_or_goes_back() {
-        let two = Duration::from_secs(2);
-        assert_eq!(sequence_ending_at(at_ms(2_002_000), two, Some(1000)), 1001);
-        assert_eq!(sequence_ending_at(at_ms(1_000_000), two, Some(1000)), 1001);
-        assert_eq!(sequence_ending_at(at_ms(2_006_000), two, Some(1000)), 1002);
+        assert_eq!(next_sequence(1000, Some(1000)), 1001);
+        assert_eq!(next_sequence(500, Some(1000)), 1001);
+        assert_eq!(next_sequence(1002, Some(1000)), 1002);
+        assert_eq!(next_sequence(7, None), 7);
+    }
+
+    #[test]
+    fn numbers_go_on_without_a_hole_after_a_restart() {
+        let (mut p, ch) = packager();
+        assert_eq!(p.push_fragment(0, fragment(2_000_000, 10)), None);
+        assert_eq!(p.push_fragment(1, fragment(2_000_000, 10)), Some(1000));
+        p.restart();
+        // Twenty seconds later: the clock says 1010, the sequence goes on at 1001 in
+        // every track, and the clock's steps still count from there. The audio waits
+        // for the video's first segment of the run.
+        assert_eq!(p.push_fragment(1, fragment(2_020_000, 10)), None);
+        assert_eq!(p.push_fragment(0, fragment(2_020_000, 10)), Some(1001));
+        assert!(ch.segment("audio", 1001).is_some());
+        assert_eq!(p.push_fragment(0, fragment(2_022_000, 10)), Some(1002));
+        assert_eq!(p.push_fragment(1, fragment(2_022_000, 10)), Some(1002));
+        let pl = m3u8_rs::parse_media_playlist_res(&ch.media_playlist("720p").unwrap()).unwrap();
+        let uris: Vec<&str> = pl.segments.iter().map(|s| s.uri.as_str()).collect();
+        assert_eq!(uris, ["1000.m4s", "1001.m4s", "1002.m4s"]);
+        assert_eq!(pl.media_sequence, 1000);
+        let maps: Vec<Option<&str>> = pl
+            .segments
+            .iter()
+            .map(|s| s.map.as_ref().map(|m| m.uri.as_str()))
+            .collect();
+        assert_eq!(maps, [Some("init-0.mp4"), Some("init-1.mp4"), None]);
     }
 
     #[test]
     fn fragments_are_joined_until_the_boundary() {
-        let (mut p, ch) = packager();
+        let (mut p, ch) = packager_of(&["720p"]);
         // A partial first segment, then two 1 s fragments (a GOP each), then audio-like
         // straddling: a segment ending 20 ms early still closes at the boundary.
         let frag = |start_ms: u64, dur_ms: u64, byte: u8| Fragment {
@@ -354,12 +471,17 @@ mod tests {
         assert_eq!(durations, [1.42, 1.96, 2.0]);
     }
 
+    /// A packager with a video track (0) and an audio track (1).
     fn packager() -> (Packager, Arc<LiveChannel>) {
+        packager_of(&["720p", "audio"])
+    }
+
+    fn packager_of(tracks: &[&str]) -> (Packager, Arc<LiveChannel>) {
         let store = SegmentStore::new();
         let channel = store.channel_or_insert("news", Duration::from_secs(2));
         let p = Packager::new(
             channel.clone(),
-            ["720p".to_owned(), "audio".to_owned()],
+            tracks.iter().map(|t| (*t).to_owned()),
             Duration::from_secs(2),
             3,
         );
@@ -385,7 +507,7 @@ mod tests {
 
     #[test]
     fn window_slides_and_old_segments_stay_a_little_longer() {
-        let (mut p, ch) = packager();
+        let (mut p, ch) = packager_of(&["720p"]);
         p.push_init(0, Bytes::from_static(b"init"), video_media());
         for i in 0..8u64 {
             assert_eq!(
@@ -401,12 +523,15 @@ mod tests {
         assert!(ch.segment("720p", 1000).is_none());
         assert!(ch.segment("720p", 1001).is_some());
         assert!(ch.segment("720p", 1007).is_some());
-        assert_eq!(ch.init_segment("720p"), Some(Bytes::from_static(b"init")));
+        assert_eq!(
+            ch.init_segment("720p", Some(0)),
+            Some(Bytes::from_static(b"init"))
+        );
     }
 
     #[test]
     fn restart_marks_one_discontinuity_then_counts_it_when_it_leaves() {
-        let (mut p, ch) = packager();
+        let (mut p, ch) = packager_of(&["720p"]);
         p.push_fragment(0, fragment(2_000_000, 10));
         p.restart();
         p.push_fragment(0, fragment(2_010_000, 10));
@@ -426,9 +551,34 @@ mod tests {
             p.push_fragment(0, fragment(2_010_000 + i * 2000, 10));
         }
         let pl = parsed(&ch);
-        assert_eq!(pl.media_sequence, 1006);
+        // 1000, then after the restart 1001 (not the clock's 1005), 1002, 1003, 1004.
+        assert_eq!(pl.media_sequence, 1002);
         assert!(pl.segments.iter().all(|s| !s.discontinuity));
         assert_eq!(pl.discontinuity_sequence, 1);
+    }
+
+    #[test]
+    fn every_track_starts_a_run_at_the_same_boundary() {
+        let (mut p, ch) = packager();
+        // The audio starts just before 2_002_000 and closes a 50 ms segment there; the
+        // video's first frame is after it, so its first segment ends at 2_004_000.
+        let short = Fragment {
+            data: Bytes::from_static(b"a"),
+            start: at_ms(2_001_900),
+            duration: Duration::from_millis(100),
+        };
+        assert_eq!(p.push_fragment(1, short), None);
+        assert_eq!(p.push_fragment(1, fragment(2_002_000, 10)), None);
+        assert_eq!(p.push_fragment(0, fragment(2_002_000, 10)), Some(1001));
+        // The audio's lone 50 ms is dropped: both tracks start at 1001.
+        assert!(ch.segment("audio", 1000).is_none());
+        assert!(ch.segment("audio", 1001).is_some());
+        for track in ["720p", "audio"] {
+            let text = ch.media_playlist(track).unwrap();
+            let pl = m3u8_rs::parse_media_playlist_res(&text).unwrap();
+            assert_eq!(pl.media_sequence, 1001, "{track}");
+            assert_eq!(pl.segments.len(), 1, "{track}");
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct SegmentEntry {
     /// The first segment after a source restart.
     pub discontinuity: bool,
     pub bytes: usize,
+    /// The init segment version that decodes it (`store::init_name`).
+    pub init: u32,
 }
 
 /// A sliding-window media playlist over `segments` (oldest first).
@@ -48,10 +50,10 @@ pub fn media_playlist(
                 uri: format!("{}.m4s", s.sequence),
                 duration: s.duration.as_secs_f32(),
                 discontinuity: s.discontinuity && i > 0,
-                // The map is stated once at the top and again after each discontinuity,
-                // where a new pipeline may have written a new init segment.
-                map: (i == 0 || s.discontinuity).then(|| Map {
-                    uri: "init.mp4".to_owned(),
+                // The map is stated once at the top and again wherever the init segment
+                // changes: after a restart, a new pipeline writes a new version.
+                map: (i == 0 || segments[i - 1].init != s.init).then(|| Map {
+                    uri: crate::store::init_name(s.init),
                     ..Map::default()
                 }),
                 program_date_time: Some(to_chrono(s.program_date_time)),
@@ -82,23 +84,36 @@ pub struct Bandwidth {
 }
 
 impl Bandwidth {
-    /// RFC 8216 4.3.4.2: BANDWIDTH is the peak segment bit rate, over segments of at
-    /// least half a target duration (`min_duration`); a short first segment, mostly one
-    /// keyframe, would otherwise inflate it. AVERAGE-BANDWIDTH is the total bits over
-    /// the total duration.
-    pub fn measure(segments: &[SegmentEntry], min_duration: Duration) -> Option<Self> {
-        let rate =
-            |s: &SegmentEntry| (s.bytes as f64 * 8.0 / s.duration.as_secs_f64()).ceil() as u64;
-        let long_enough = segments
-            .iter()
-            .filter(|s| s.duration >= min_duration && !s.duration.is_zero())
-            .map(rate)
-            .max();
-        let peak = long_enough.or_else(|| {
+    /// RFC 8216 4.3.4.2: BANDWIDTH is the peak segment bit rate, the largest bit rate
+    /// of any run of consecutive segments lasting 0.5 to 1.5 target durations (so a
+    /// short first segment, mostly one keyframe, is measured together with its
+    /// neighbour). Before any run qualifies, the fastest single segment stands in.
+    /// AVERAGE-BANDWIDTH is the total bits over the total duration.
+    pub fn measure(segments: &[SegmentEntry], target_duration: Duration) -> Option<Self> {
+        let rate = |bytes: usize, seconds: f64| (bytes as f64 * 8.0 / seconds).ceil() as u64;
+        let (low, high) = (
+            target_duration.as_secs_f64() * 0.5,
+            target_duration.as_secs_f64() * 1.5,
+        );
+        let mut peak: Option<u64> = None;
+        for start in 0..segments.len() {
+            let (mut bytes, mut seconds) = (0usize, 0.0f64);
+            for s in &segments[start..] {
+                bytes += s.bytes;
+                seconds += s.duration.as_secs_f64();
+                if seconds > high {
+                    break;
+                }
+                if seconds >= low {
+                    peak = peak.max(Some(rate(bytes, seconds)));
+                }
+            }
+        }
+        let peak = peak.or_else(|| {
             segments
                 .iter()
                 .filter(|s| !s.duration.is_zero())
-                .map(rate)
+                .map(|s| rate(s.bytes, s.duration.as_secs_f64()))
                 .max()
         })?;
         let bits: f64 = segments.iter().map(|s| s.bytes as f64 * 8.0).sum();
@@ -202,6 +217,7 @@ mod tests {
             program_date_time: at(secs, 0),
             discontinuity,
             bytes,
+            init: u32::from(discontinuity),
         }
     }
 
@@ -221,14 +237,14 @@ mod tests {
              #EXT-X-TARGETDURATION:2\n\
              #EXT-X-MEDIA-SEQUENCE:100\n\
              #EXT-X-DISCONTINUITY-SEQUENCE:3\n\
-             #EXT-X-MAP:URI=\"init.mp4\"\n\
+             #EXT-X-MAP:URI=\"init-0.mp4\"\n\
              #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z\n\
              #EXTINF:2,\n\
              100.m4s\n\
              #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z\n\
              #EXTINF:2,\n\
              101.m4s\n\
-             #EXT-X-MAP:URI=\"init.mp4\"\n\
+             #EXT-X-MAP:URI=\"init-1.mp4\"\n\
              #EXT-X-DISCONTINUITY\n\
              #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z\n\
              #EXTINF:2,\n\
@@ -259,18 +275,34 @@ mod tests {
         let mut a = seg(1, 0, false, 250_000); // 1 Mb/s over 2 s
         let b = seg(2, 2, false, 500_000); // 2 Mb/s
         a.duration = Duration::from_secs(2);
-        let one = Duration::from_secs(1);
-        let bw = Bandwidth::measure(&[a.clone(), b.clone()], one).unwrap();
+        let target = Duration::from_secs(2);
+        let bw = Bandwidth::measure(&[a.clone(), b.clone()], target).unwrap();
         assert_eq!(bw.peak, 2_000_000);
         assert_eq!(bw.average, 1_500_000);
-        assert_eq!(Bandwidth::measure(&[], one), None);
-        // A 0.1 s first segment of 50 kB (4 Mb/s) does not set the peak.
+        assert_eq!(Bandwidth::measure(&[], target), None);
+        // A 0.1 s first segment of 50 kB (4 Mb/s) does not set the peak alone.
         let mut short = seg(0, 0, false, 50_000);
         short.duration = Duration::from_millis(100);
-        let bw = Bandwidth::measure(&[short.clone(), a, b], one).unwrap();
+        let bw = Bandwidth::measure(&[short.clone(), a.clone(), b.clone()], target).unwrap();
         assert_eq!(bw.peak, 2_000_000);
         // Unless nothing longer exists yet.
-        assert_eq!(Bandwidth::measure(&[short], one).unwrap().peak, 4_000_000);
+        assert_eq!(
+            Bandwidth::measure(&[short], target).unwrap().peak,
+            4_000_000
+        );
+        // A 0.6 s segment of 240 kB (3.2 Mb/s) with the next (1 Mb/s over 2 s) spans
+        // 2.6 s at 1.51 Mb/s; runs count, single short segments do not.
+        let mut keyframe = seg(0, 0, false, 240_000);
+        keyframe.duration = Duration::from_millis(600);
+        let bw = Bandwidth::measure(&[keyframe, a], target).unwrap();
+        assert_eq!(bw.peak, 1_507_693);
+        // Two 0.8 s segments, the second at 3 Mb/s: neither alone spans half a target
+        // duration of 2 s, together they do, at 2 Mb/s.
+        let mut c = seg(0, 0, false, 100_000);
+        c.duration = Duration::from_millis(800);
+        let mut d = seg(1, 0, false, 300_000);
+        d.duration = Duration::from_millis(800);
+        assert_eq!(Bandwidth::measure(&[c, d], target).unwrap().peak, 2_000_000);
     }
 
     #[test]

@@ -116,14 +116,28 @@ fn build_video_branch(
 ) -> Result<gst::Element, PipelineError> {
     let queue = make_queue()?;
     let scale = make("videoscale")?;
+    // `max_framerate` caps the rate: videorate fixates to the source's rate when it is
+    // within the range and to the cap when the source is faster, then drops frames to
+    // that rate. `skip-to-first` keeps it from filling the time before the first frame;
+    // duplicates only bridge gaps shorter than a GOP (a stalled source is not hidden).
     let rate = make("videorate")?;
-    rate.set_property("drop-only", true);
-    rate.set_property("max-rate", rendition.max_framerate as i32);
+    rate.set_property("skip-to-first", true);
+    rate.set_property(
+        "max-duplication-time",
+        u64::try_from(ladder.gop.as_nanos()).unwrap_or(u64::MAX),
+    );
     let raw_caps = capsfilter(
         gst::Caps::builder("video/x-raw")
             .field("width", rendition.width as i32)
             .field("height", rendition.height as i32)
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .field(
+                "framerate",
+                gst::FractionRange::new(
+                    gst::Fraction::new(0, 1),
+                    gst::Fraction::new(rendition.max_framerate as i32, 1),
+                ),
+            )
             .build(),
     )?;
     let encoder = make(&profile.element)?;

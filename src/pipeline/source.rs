@@ -26,10 +26,6 @@ pub fn build(
     channel: &Channel,
     ladder: &Ladder,
 ) -> Result<SourceOutputs, PipelineError> {
-    let top = ladder
-        .renditions
-        .first()
-        .ok_or_else(|| PipelineError::Config("the ladder has no renditions".into()))?;
     let video_caps = gst::Caps::builder("video/x-raw")
         .field("format", "I420")
         .build();
@@ -78,7 +74,7 @@ pub fn build(
 
     match scheme {
         SourceScheme::Test => {
-            build_test(pipeline, channel, top, &video_convert, &audio_convert)?;
+            build_test(pipeline, channel, ladder, &video_convert, &audio_convert)?;
         }
         SourceScheme::Rtp => {
             let udpsrc = make("udpsrc")?;
@@ -162,10 +158,14 @@ pub fn build(
 fn build_test(
     pipeline: &gst::Pipeline,
     channel: &Channel,
-    top: &crate::catalog::Rendition,
+    ladder: &Ladder,
     video_in: &gst::Element,
     audio_in: &gst::Element,
 ) -> Result<(), PipelineError> {
+    let top = ladder
+        .renditions
+        .first()
+        .ok_or_else(|| PipelineError::Config("the ladder has no renditions".into()))?;
     let query: std::collections::BTreeMap<String, String> = channel
         .source
         .url()
@@ -207,9 +207,25 @@ fn build_test(
     audiotestsrc.set_property("freq", freq);
     audiotestsrc.set_property("volume", 0.2f64);
 
-    pipeline.add_many([&videotestsrc, &caps, &clock, &audiotestsrc])?;
+    // `?duration=SECONDS` ends the source after that much content: a source that ends
+    // on its own, for testing supervision.
+    if let Some(seconds) = query.get("duration").and_then(|d| d.parse::<u32>().ok()) {
+        let frames = seconds.saturating_mul(top.max_framerate);
+        videotestsrc.set_property("num-buffers", i32::try_from(frames).unwrap_or(i32::MAX));
+        // At the ladder's sample rate (the caps below), 1024 samples a buffer.
+        let buffers = u64::from(seconds) * u64::from(ladder.audio.sample_rate) / 1024;
+        audiotestsrc.set_property("samplesperbuffer", 1024i32);
+        audiotestsrc.set_property("num-buffers", i32::try_from(buffers).unwrap_or(i32::MAX));
+    }
+    let audio_caps = make_capsfilter(
+        &gst::Caps::builder("audio/x-raw")
+            .field("rate", ladder.audio.sample_rate as i32)
+            .build(),
+    )?;
+
+    pipeline.add_many([&videotestsrc, &caps, &clock, &audiotestsrc, &audio_caps])?;
     gst::Element::link_many([&videotestsrc, &caps, &clock, video_in])?;
-    audiotestsrc.link(audio_in)?;
+    gst::Element::link_many([&audiotestsrc, &audio_caps, audio_in])?;
     Ok(())
 }
 
@@ -245,6 +261,12 @@ fn link_decoded_pads(decode: &gst::Element, video_in: &gst::Element, audio_in: &
 /// `latency`, `mode`, ...). Unknown names are logged and skipped, never fatal.
 fn apply_options(element: &gst::Element, channel: &Channel) {
     for (key, value) in &channel.source.options {
+        // `interface` is the catalog's name for the interface that joins a multicast
+        // group, whatever the element calls it.
+        let key = match key.as_str() {
+            "interface" if element.find_property("multicast-iface").is_some() => "multicast-iface",
+            other => other,
+        };
         if element.find_property(key).is_some() {
             set_from_str(element, key, value);
         } else {
