@@ -8,6 +8,7 @@
 
 mod schedule;
 mod source;
+pub mod transcode;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
