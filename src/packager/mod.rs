@@ -17,7 +17,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
-use crate::store::{LiveChannel, StoredSegment};
+use crate::store::{init_name, LiveChannel, StoredSegment};
+use dash::{Mpd, MpdAudio, MpdKind, MpdPeriod, MpdVideo, TimelineSegment, TrackTimeline};
 use playlist::{AudioInfo, Bandwidth, SegmentEntry, VariantInfo};
 
 /// RFC 8216 6.2.2: a segment removed from the playlist stays available for at least
@@ -82,7 +83,14 @@ struct Track {
     /// Segments closed before every track of this run has one (see `start_run`).
     held: VecDeque<ClosedSegment>,
     media: Option<TrackMedia>,
+    /// The current run's init segment, as the DASH timeline needs it.
+    init: Option<mp4::InitInfo>,
     window: VecDeque<SegmentEntry>,
+    /// Per listed segment (same order as `window`): its place on the media timeline,
+    /// when its fragments could be read.
+    timeline: VecDeque<Option<TimelineSegment>>,
+    /// `presentationTimeOffset` of this track in each run's DASH Period.
+    offsets: VecDeque<(Epoch, u64)>,
     last_sequence: Option<u64>,
     discontinuity_sequence: u64,
     /// The next segment starts after a source restart.
@@ -106,6 +114,10 @@ pub struct Packager {
     /// The boundary index this pipeline run's first segment ends at, in every track;
     /// `None` until each track has closed a segment.
     run_start: Option<u64>,
+    /// DASH: `availabilityStartTime` (the first run's start, to the second) and each
+    /// run's Period start on the wall clock.
+    availability_start: Option<SystemTime>,
+    periods: VecDeque<(Epoch, SystemTime)>,
 }
 
 /// Track index as handed to the pipeline for its appsinks.
@@ -130,7 +142,10 @@ impl Packager {
                     open: None,
                     held: VecDeque::new(),
                     media: None,
+                    init: None,
                     window: VecDeque::new(),
+                    timeline: VecDeque::new(),
+                    offsets: VecDeque::new(),
                     last_sequence: None,
                     discontinuity_sequence: 0,
                     pending_discontinuity: false,
@@ -139,6 +154,8 @@ impl Packager {
             epoch: 0,
             sequence_offset: 0,
             run_start: None,
+            availability_start: None,
+            periods: VecDeque::new(),
         }
     }
 
@@ -165,6 +182,11 @@ impl Packager {
             return;
         };
         debug!(track = %track.name, bytes = init.len(), ?media, "Init segment.");
+        track.init = mp4::parse_init(&init)
+            .inspect_err(
+                |err| warn!(track = %track.name, %err, "Unreadable init segment; no DASH."),
+            )
+            .ok();
         self.channel.publish_init(&track.name, self.epoch, init);
         track.media = Some(media);
     }
@@ -195,58 +217,103 @@ impl Packager {
             end: open.end,
             data: concat(open.parts),
         };
-        let sequence = match self.run_start {
-            Some(_) => self.publish_segment(id, closed),
-            None => {
-                let window = self.window;
-                let held = &mut self.tracks.get_mut(id)?.held;
-                held.push_back(closed);
-                // A track that never makes a segment must not grow the others' memory.
-                while held.len() > window {
-                    held.pop_front();
-                }
-                let published = self.start_run().unwrap_or_default();
-                published
-                    .into_iter()
-                    .rev()
-                    .find(|(track, _)| *track == id)
-                    .map(|(_, sequence)| sequence)
+        {
+            let window = self.window;
+            let held = &mut self.tracks.get_mut(id)?.held;
+            held.push_back(closed);
+            // A track that never makes a segment must not grow the others' memory.
+            while held.len() > window {
+                held.pop_front();
             }
-        };
+        }
+        let published = self.release();
         self.publish_master();
-        sequence
+        self.publish_manifest();
+        published
+            .into_iter()
+            .rev()
+            .find(|(track, _)| *track == id)
+            .map(|(_, sequence)| sequence)
     }
 
-    /// A pipeline run starts publishing once every track has closed a segment, at the
-    /// latest of their first boundaries, so every track starts the run with the same
-    /// number and none has a hole where another started earlier. After a restart that
-    /// number is the one after the channel's last, so the media sequence goes on
-    /// without a hole (HLS sequence numbers and DASH `$Number$` stay the numbers in the
-    /// URLs); every track applies the same offset, so the same moment keeps one number
-    /// in all of them. Returns the (track, sequence) pairs it published.
-    fn start_run(&mut self) -> Option<Vec<(TrackId, u64)>> {
-        let start = self
+    /// Publishes the closed segments every track has got past. A segment is held until
+    /// each track has closed one ending at the same boundary or later, so all tracks
+    /// publish the same numbers: a run starts at the latest of the tracks' first
+    /// boundaries (a track's earlier piece is dropped), and what a failed run leaves
+    /// unmatched at its end is dropped by `restart`, so no track has a hole where
+    /// another started earlier or ended later. Returns the (track, sequence) pairs it
+    /// published.
+    fn release(&mut self) -> Vec<(TrackId, u64)> {
+        let reached = self
             .tracks
             .iter()
-            .map(|t| t.held.front().map(|s| s.clock_index))
-            .collect::<Option<Vec<u64>>>()?
-            .into_iter()
-            .max()?;
-        let last = self.tracks.iter().filter_map(|t| t.last_sequence).max();
-        if let Some(last) = last {
-            self.sequence_offset = start.saturating_sub(last + 1);
+            .map(|t| t.held.back().map(|s| s.clock_index))
+            .collect::<Option<Vec<u64>>>();
+        if self.run_start.is_none() {
+            let Some(first) = self
+                .tracks
+                .iter()
+                .map(|t| t.held.front().map(|s| s.clock_index))
+                .collect::<Option<Vec<u64>>>()
+                .and_then(|firsts| firsts.into_iter().max())
+            else {
+                return Vec::new();
+            };
+            self.start_run(first);
         }
-        self.run_start = Some(start);
+        let Some(until) = reached.and_then(|r| r.into_iter().min()) else {
+            return Vec::new();
+        };
+        let start = self.run_start.unwrap_or(0);
         let mut published = Vec::new();
         for id in 0..self.tracks.len() {
-            let held = std::mem::take(&mut self.tracks[id].held);
-            for closed in held.into_iter().filter(|s| s.clock_index >= start) {
+            while self.tracks[id]
+                .held
+                .front()
+                .is_some_and(|s| s.clock_index <= until)
+            {
+                let Some(closed) = self.tracks[id].held.pop_front() else {
+                    break;
+                };
+                if closed.clock_index < start {
+                    continue;
+                }
                 if let Some(sequence) = self.publish_segment(id, closed) {
                     published.push((id, sequence));
                 }
             }
         }
-        Some(published)
+        published
+    }
+
+    /// A pipeline run starts at boundary index `start` in every track. After a restart
+    /// its first number is the one after the channel's last, so the media sequence goes
+    /// on without a hole (HLS sequence numbers and DASH `$Number$` stay the numbers in
+    /// the URLs); every track applies the same offset, so the same moment keeps one
+    /// number in all of them.
+    fn start_run(&mut self, start: u64) {
+        let last = self.tracks.iter().filter_map(|t| t.last_sequence).max();
+        if let Some(last) = last {
+            self.sequence_offset = start.saturating_sub(last + 1);
+        }
+        self.run_start = Some(start);
+        // The run's DASH Period starts with its earliest published sample.
+        let period_start = self
+            .tracks
+            .iter()
+            .flat_map(|t| t.held.iter().filter(|s| s.clock_index >= start))
+            .map(|s| s.start)
+            .min();
+        if let Some(period_start) = period_start {
+            // The first run's Period starts at `availabilityStartTime` itself
+            // (`Period@start` 0), which GStreamer 1.22's DASH clients need: they place
+            // a live Period's segments as if its start were 0.
+            let availability_start = *self
+                .availability_start
+                .get_or_insert_with(|| whole_millisecond_before(period_start));
+            let period_start = period_start.max(availability_start);
+            self.periods.push_back((self.epoch, period_start));
+        }
     }
 
     /// Numbers a closed segment and publishes it with the track's new media playlist.
@@ -273,9 +340,36 @@ impl Packager {
         if entry.discontinuity {
             info!(track = %track.name, sequence, "Discontinuity after a source restart.");
         }
+        let timeline = track.init.as_ref().and_then(|init| {
+            let fragments = mp4::parse_track_fragments(&data, init)
+                .inspect_err(|err| warn!(track = %track.name, sequence, %err, "Unreadable segment; left out of DASH."))
+                .ok()?;
+            let first = fragments.first()?;
+            let duration = fragments.iter().map(|f| f.duration).sum::<u64>();
+            (duration > 0).then(|| TimelineSegment {
+                media_time: first.earliest_presentation_time(),
+                duration,
+            })
+        });
+        if let (Some(segment), Some(init)) = (timeline, &track.init) {
+            let period = self.periods.iter().find(|(e, _)| *e == epoch);
+            if let (Some((_, period_start)), false) =
+                (period, track.offsets.iter().any(|(e, _)| *e == epoch))
+            {
+                let offset = dash::presentation_time_offset(
+                    segment.media_time,
+                    entry.program_date_time,
+                    *period_start,
+                    init.timescale,
+                );
+                track.offsets.push_back((epoch, offset));
+            }
+        }
         track.window.push_back(entry);
+        track.timeline.push_back(timeline);
         while track.window.len() > window {
             track.window.pop_front();
+            track.timeline.pop_front();
             // A discontinuity on the oldest listed segment is not tagged
             // (RFC 8216 6.2.2); DISCONTINUITY-SEQUENCE counts it instead.
             if track.window.front().is_some_and(|s| s.discontinuity) {
@@ -346,6 +440,153 @@ impl Packager {
         let master = playlist::render(|w| playlist::master_playlist(&variants, &audio).write_to(w));
         self.channel.publish_master(master);
     }
+}
+
+impl Packager {
+    /// The live DASH MPD over the same window as the playlists: one Period per pipeline
+    /// run still listed, a Representation per track, `$Number$` the HLS sequence
+    /// number. Published once every track has a measured segment, like the master.
+    fn publish_manifest(&mut self) {
+        // Periods (and offsets) of runs no longer listed anywhere are forgotten.
+        let oldest = self
+            .tracks
+            .iter()
+            .filter_map(|t| t.window.front().map(|s| s.init))
+            .min();
+        if let Some(oldest) = oldest {
+            while self.periods.front().is_some_and(|(e, _)| *e < oldest) {
+                self.periods.pop_front();
+            }
+            for track in &mut self.tracks {
+                while track.offsets.front().is_some_and(|(e, _)| *e < oldest) {
+                    track.offsets.pop_front();
+                }
+            }
+        }
+        if let Some(mpd) = self.manifest() {
+            self.channel
+                .publish_manifest(Bytes::from(dash::render(&mpd)));
+        }
+    }
+
+    fn manifest(&self) -> Option<Mpd> {
+        let availability_start = self.availability_start?;
+        let mut videos = Vec::new();
+        let mut audio = None;
+        let mut longest = self.segment_duration;
+        for track in &self.tracks {
+            let segments: Vec<SegmentEntry> = track.window.iter().cloned().collect();
+            let target = playlist::target_duration(&segments, self.segment_duration);
+            longest = longest.max(Duration::from_secs(target));
+            let bandwidth = Bandwidth::measure(&segments, Duration::from_secs(target))?.peak;
+            match track.media.as_ref()? {
+                TrackMedia::Video {
+                    codecs,
+                    width,
+                    height,
+                    frame_rate,
+                } => videos.push(MpdVideo {
+                    id: track.name.clone(),
+                    codecs: codecs.clone(),
+                    width: *width,
+                    height: *height,
+                    frame_rate: *frame_rate,
+                    bandwidth,
+                }),
+                TrackMedia::Audio { codecs, channels } => {
+                    audio = Some(MpdAudio {
+                        id: track.name.clone(),
+                        codecs: codecs.clone(),
+                        channels: *channels,
+                        // An AAC track's timescale is its sample rate.
+                        sampling_rate: track.init.as_ref()?.timescale,
+                        bandwidth,
+                        lang: None,
+                    })
+                }
+            }
+        }
+        let periods = self
+            .periods
+            .iter()
+            .map(|(epoch, start)| MpdPeriod {
+                id: epoch.to_string(),
+                start: start.duration_since(availability_start).unwrap_or_default(),
+                tracks: self
+                    .tracks
+                    .iter()
+                    .filter_map(|t| t.period_timeline(*epoch))
+                    .collect(),
+            })
+            .filter(|p| !p.tracks.is_empty())
+            .collect();
+        Some(Mpd {
+            kind: MpdKind::Dynamic {
+                availability_start,
+                publish_time: SystemTime::now(),
+                minimum_update_period: self.segment_duration,
+                time_shift_buffer_depth: self.segment_duration * self.window as u32,
+                // Three segments behind the live edge, as HLS players start.
+                suggested_presentation_delay: self.segment_duration * 3,
+                utc_timing_url: TIME_URL.to_owned(),
+            },
+            min_buffer_time: self.segment_duration,
+            max_segment_duration: longest,
+            videos,
+            audio,
+            subtitles: Vec::new(),
+            periods,
+        })
+    }
+}
+
+/// Where DASH players read the origin's clock (`UTCTiming`, http-iso). Path-absolute,
+/// so it resolves on the origin for players on the same origin.
+pub const TIME_URL: &str = "/time";
+
+impl Track {
+    /// This track's listed segments of run `epoch` as a DASH timeline: the newest run
+    /// of consecutive numbers (a hole, from a stalled source, ends the older part).
+    fn period_timeline(&self, epoch: Epoch) -> Option<TrackTimeline> {
+        let init = self.init.as_ref()?;
+        let offset = self.offsets.iter().find(|(e, _)| *e == epoch)?.1;
+        let mut segments: Vec<TimelineSegment> = Vec::new();
+        let mut start_number = 0;
+        let mut previous: Option<u64> = None;
+        for (entry, timeline) in self.window.iter().zip(&self.timeline) {
+            if entry.init != epoch {
+                continue;
+            }
+            let Some(timeline) = timeline else {
+                segments.clear();
+                previous = None;
+                continue;
+            };
+            if previous.is_none_or(|p| entry.sequence != p + 1) {
+                segments.clear();
+                start_number = entry.sequence;
+            }
+            previous = Some(entry.sequence);
+            segments.push(*timeline);
+        }
+        (!segments.is_empty()).then(|| TrackTimeline {
+            id: self.name.clone(),
+            timescale: init.timescale,
+            init_name: init_name(epoch),
+            presentation_time_offset: offset,
+            start_number,
+            segments,
+        })
+    }
+}
+
+/// `time` rounded down to a whole millisecond (the MPD states times to the millisecond).
+fn whole_millisecond_before(time: SystemTime) -> SystemTime {
+    let millis = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
 }
 
 fn nanos_since_epoch(time: SystemTime) -> u128 {
@@ -429,8 +670,11 @@ mod tests {
         assert_eq!(p.push_fragment(1, fragment(2_020_000, 10)), None);
         assert_eq!(p.push_fragment(0, fragment(2_020_000, 10)), Some(1001));
         assert!(ch.segment("audio", 1001).is_some());
-        assert_eq!(p.push_fragment(0, fragment(2_022_000, 10)), Some(1002));
+        // Each segment waits for the other track's of the same moment.
+        assert_eq!(p.push_fragment(0, fragment(2_022_000, 10)), None);
+        assert!(ch.segment("720p", 1002).is_none());
         assert_eq!(p.push_fragment(1, fragment(2_022_000, 10)), Some(1002));
+        assert!(ch.segment("720p", 1002).is_some());
         let pl = m3u8_rs::parse_media_playlist_res(&ch.media_playlist("720p").unwrap()).unwrap();
         let uris: Vec<&str> = pl.segments.iter().map(|s| s.uri.as_str()).collect();
         assert_eq!(uris, ["1000.m4s", "1001.m4s", "1002.m4s"]);
@@ -555,6 +799,25 @@ mod tests {
         assert_eq!(pl.media_sequence, 1002);
         assert!(pl.segments.iter().all(|s| !s.discontinuity));
         assert_eq!(pl.discontinuity_sequence, 1);
+    }
+
+    #[test]
+    fn what_one_track_made_past_the_others_when_a_run_failed_is_dropped() {
+        let (mut p, ch) = packager();
+        p.push_fragment(0, fragment(2_000_000, 10));
+        p.push_fragment(1, fragment(2_000_000, 10));
+        // The video closes 1001, then the run fails before the audio does.
+        assert_eq!(p.push_fragment(0, fragment(2_002_000, 10)), None);
+        p.restart();
+        p.push_fragment(0, fragment(2_010_000, 10));
+        assert_eq!(p.push_fragment(1, fragment(2_010_000, 10)), Some(1001));
+        for track in ["720p", "audio"] {
+            let text = ch.media_playlist(track).unwrap();
+            let pl = m3u8_rs::parse_media_playlist_res(&text).unwrap();
+            let uris: Vec<&str> = pl.segments.iter().map(|s| s.uri.as_str()).collect();
+            assert_eq!(uris, ["1000.m4s", "1001.m4s"], "{track}");
+            assert!(pl.segments[1].discontinuity, "{track}");
+        }
     }
 
     #[test]

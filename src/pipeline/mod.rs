@@ -20,7 +20,7 @@ use tracing::{debug, error};
 use crate::catalog::{BitrateUnit, Catalog, Channel, EncoderProfile, Ladder, Rendition};
 use crate::packager::{codecs, Fragment, Packager, TrackId, TrackMedia};
 use crate::store::AUDIO_TRACK;
-pub use schedule::Schedule;
+pub use schedule::{Schedule, Timeline};
 pub use source::SOURCE_READY;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +70,8 @@ impl ChannelPipeline {
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
 
         let source = source::build(&pipeline, channel, ladder)?;
-        let schedule = Schedule::new(ladder.gop, ladder.segment_duration);
+        let schedule = Schedule::new(Timeline::WallClock, ladder.gop, ladder.segment_duration);
+        let output: Arc<dyn TrackOutput> = Arc::new(LiveOutput(packager.clone()));
 
         let video_tee = make("tee")?;
         pipeline.add(&video_tee)?;
@@ -84,14 +85,30 @@ impl ChannelPipeline {
         for rendition in &ladder.renditions {
             let track = track_id(&packager, &rendition.name)?;
             let mux = build_video_branch(&pipeline, &video_tee, rendition, ladder, encoder)?;
+            configure_live_mux(&mux, ladder);
             schedule.add_muxer(&mux);
-            attach_appsink(&pipeline, &mux, packager.clone(), track, &channel.id)?;
+            attach_appsink(
+                &pipeline,
+                &mux,
+                &output,
+                track,
+                Timeline::WallClock,
+                &channel.id,
+            )?;
         }
 
         let audio_mux = build_audio_branch(&pipeline, &source.audio, ladder)?;
+        configure_live_mux(&audio_mux, ladder);
         schedule.add_muxer(&audio_mux);
         let track = track_id(&packager, AUDIO_TRACK)?;
-        attach_appsink(&pipeline, &audio_mux, packager, track, &channel.id)?;
+        attach_appsink(
+            &pipeline,
+            &audio_mux,
+            &output,
+            track,
+            Timeline::WallClock,
+            &channel.id,
+        )?;
 
         Ok(Self {
             pipeline,
@@ -149,7 +166,7 @@ fn build_video_branch(
             .build(),
     )?;
     let parse = make("h264parse")?;
-    let mux = make_cmafmux(ladder)?;
+    let mux = make_cmafmux()?;
     pipeline.add_many([
         &queue, &scale, &rate, &raw_caps, &encoder, &h264_caps, &parse, &mux,
     ])?;
@@ -194,7 +211,7 @@ fn build_audio_branch(
         i32::try_from(ladder.audio.bitrate * 1000).unwrap_or(128_000),
     );
     let parse = make("aacparse")?;
-    let mux = make_cmafmux(ladder)?;
+    let mux = make_cmafmux()?;
     pipeline.add_many([&queue, &encoder, &parse, &mux])?;
     gst::Element::link_many([audio, &queue, &encoder, &parse, &mux])?;
     if let Some(pad) = parse.static_pad("src") {
@@ -231,24 +248,59 @@ fn drop_overlapping_frames(pad: &gst::Pad) {
     });
 }
 
-fn make_cmafmux(ladder: &Ladder) -> Result<gst::Element, PipelineError> {
+fn make_cmafmux() -> Result<gst::Element, PipelineError> {
     let mux = make("cmafmux")?;
-    // Splits come from the schedule (`split-at-running-time`), which always asks for an
-    // end no later than this, so a fragment is one segment.
-    mux.set_property(
-        "fragment-duration",
-        gst::ClockTime::from_nseconds(ladder.segment_duration.as_nanos() as u64),
-    );
     // Keyframes are forced by the schedule for all renditions at once.
     mux.set_property("send-force-keyunit", false);
+    Ok(mux)
+}
+
+fn clock_time(duration: Duration) -> gst::ClockTime {
+    gst::ClockTime::from_nseconds(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// A live muxer makes one fragment per segment.
+fn configure_live_mux(mux: &gst::Element, ladder: &Ladder) {
+    // Splits come from the schedule (`split-at-running-time`), which always asks for an
+    // end no later than this, so a fragment is one segment.
+    mux.set_property("fragment-duration", clock_time(ladder.segment_duration));
     // In a live pipeline the aggregator drains on timeout; with no latency of its own it
     // times out before a GOP is complete. One segment of latency lets it wait for whole
     // GOPs. Output is not delayed by it: the appsinks do not sync to the clock.
-    mux.set_property(
-        "latency",
-        gst::ClockTime::from_nseconds(ladder.segment_duration.as_nanos() as u64),
-    );
-    Ok(mux)
+    mux.set_property("latency", clock_time(ladder.segment_duration));
+}
+
+/// Where a pipeline's CMAF output goes: the live packager, or a VOD asset writer.
+/// Called from the appsinks' streaming threads.
+trait TrackOutput: Send + Sync {
+    fn init(&self, track: TrackId, init: Bytes, media: TrackMedia);
+    /// `start` is nanoseconds on the pipeline's timeline (see `stamp_time`).
+    fn fragment(&self, track: TrackId, data: Bytes, start: u64, duration: Duration);
+}
+
+struct LiveOutput(Arc<Mutex<Packager>>);
+
+impl TrackOutput for LiveOutput {
+    fn init(&self, track: TrackId, init: Bytes, media: TrackMedia) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_init(track, init, media);
+    }
+
+    fn fragment(&self, track: TrackId, data: Bytes, start: u64, duration: Duration) {
+        let fragment = Fragment {
+            data,
+            start: SystemTime::UNIX_EPOCH + Duration::from_nanos(start),
+            duration,
+        };
+        let sequence = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_fragment(track, fragment);
+        debug!(track, ?sequence, ?duration, "Fragment.");
+    }
 }
 
 fn make_queue() -> Result<gst::Element, PipelineError> {
@@ -263,9 +315,10 @@ fn make_queue() -> Result<gst::Element, PipelineError> {
 fn attach_appsink(
     pipeline: &gst::Pipeline,
     mux: &gst::Element,
-    packager: Arc<Mutex<Packager>>,
+    output: &Arc<dyn TrackOutput>,
     track: TrackId,
-    channel_id: &str,
+    timeline: Timeline,
+    label: &str,
 ) -> Result<(), PipelineError> {
     let appsink = gst_app::AppSink::builder()
         .sync(false)
@@ -275,18 +328,19 @@ fn attach_appsink(
     pipeline.add(&appsink)?;
     mux.link(&appsink)?;
     for pad in mux.sink_pads() {
-        stamp_wall_clock(&pad);
+        stamp_time(&pad, timeline);
     }
     let mux_weak = mux.downgrade();
-    let channel_id = channel_id.to_owned();
+    let label = label.to_owned();
+    let output = output.clone();
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let Some(mux) = mux_weak.upgrade() else {
                     return Err(gst::FlowError::Flushing);
                 };
-                on_sample(sink, &mux, &packager, track).inspect_err(|err| {
-                    error!(channel = %channel_id, track, %err, "Packaging failed.");
+                on_sample(sink, &mux, output.as_ref(), track).inspect_err(|err| {
+                    error!(pipeline = %label, track, %err, "Packaging failed.");
                     gst::element_error!(
                         sink,
                         gst::StreamError::Failed,
@@ -301,21 +355,25 @@ fn attach_appsink(
 }
 
 /// Caps of the reference timestamps the muxer inputs are stamped with.
-const UNIX_TIME: &str = "timestamp/x-unix";
+const STAMP: &str = "timestamp/x-headend";
 
-/// Stamps every buffer entering a muxer with the wall-clock time of its PTS, computed
-/// from the segment it arrived in. The muxer outputs the very same buffers, so the
-/// packager reads each fragment's time from its samples. The muxer's own output
-/// timestamps are not usable for this: cmafmux forwards each new input segment
-/// verbatim, so a fragment drained after a file loop's segment seek would be converted
-/// with the new segment's base (gst-plugin-fmp4 0.14).
-fn stamp_wall_clock(pad: &gst::Pad) {
-    let caps = gst::Caps::new_empty_simple(UNIX_TIME);
+/// Stamps every buffer entering a muxer with the time of its PTS on `timeline` (the
+/// wall clock, or the media's running time), computed from the segment it arrived in.
+/// The muxer outputs the very same buffers, so the packager reads each fragment's time
+/// from its samples. The muxer's own output timestamps are not usable for this:
+/// cmafmux forwards each new input segment verbatim, so a fragment drained after a
+/// file loop's segment seek would be converted with the new segment's base
+/// (gst-plugin-fmp4 0.14).
+fn stamp_time(pad: &gst::Pad, timeline: Timeline) {
+    let caps = gst::Caps::new_empty_simple(STAMP);
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
             return gst::PadProbeReturn::Ok;
         };
-        let base = pad.parent_element().and_then(|e| e.base_time());
+        let base = match timeline {
+            Timeline::WallClock => pad.parent_element().and_then(|e| e.base_time()),
+            Timeline::Media => Some(gst::ClockTime::ZERO),
+        };
         let running_time = buffer.pts().and_then(|pts| running_time(pad, pts));
         if let (Some(base), Some(running_time)) = (base, running_time) {
             gst::ReferenceTimestampMeta::add(buffer.make_mut(), &caps, base + running_time, None);
@@ -324,10 +382,11 @@ fn stamp_wall_clock(pad: &gst::Pad) {
     });
 }
 
-/// The wall-clock span of a fragment's samples: the earliest start and latest end,
-/// so B-frames (decode order differs from presentation order) are handled.
-fn sample_span(buffers: &[gst::Buffer]) -> Option<(SystemTime, Duration)> {
-    let caps = gst::Caps::new_empty_simple(UNIX_TIME);
+/// The span of a fragment's samples on the stamped timeline, in nanoseconds: the
+/// earliest start and latest end, so B-frames (decode order differs from presentation
+/// order) are handled.
+fn sample_span(buffers: &[gst::Buffer]) -> Option<(u64, Duration)> {
+    let caps = gst::Caps::new_empty_simple(STAMP);
     let mut start: Option<u64> = None;
     let mut end: Option<u64> = None;
     for buffer in buffers {
@@ -343,10 +402,7 @@ fn sample_span(buffers: &[gst::Buffer]) -> Option<(SystemTime, Duration)> {
         end = Some(end.map_or(until, |e| e.max(until)));
     }
     let (start, end) = (start?, end?);
-    Some((
-        SystemTime::UNIX_EPOCH + Duration::from_nanos(start),
-        Duration::from_nanos(end.saturating_sub(start)),
-    ))
+    Some((start, Duration::from_nanos(end.saturating_sub(start))))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -370,7 +426,7 @@ impl From<SampleError> for gst::FlowError {
 fn on_sample(
     sink: &gst_app::AppSink,
     mux: &gst::Element,
-    packager: &Mutex<Packager>,
+    output: &dyn TrackOutput,
     track: TrackId,
 ) -> Result<(), SampleError> {
     let sample = sink.pull_sample().map_err(|_| SampleError::Empty)?;
@@ -387,26 +443,14 @@ fn on_sample(
         {
             let media = track_media(mux)?;
             let init = to_bytes(std::slice::from_ref(first));
-            packager
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_init(track, init, media);
+            output.init(track, init, media);
             rest = &rest[1..];
         }
     }
     // `rest` is the fragment header (moof + mdat header), then the samples.
     let samples = rest.get(1..).ok_or(SampleError::Empty)?;
     let (start, duration) = sample_span(samples).ok_or(SampleError::NoTimestamp)?;
-    let fragment = Fragment {
-        data: to_bytes(rest),
-        start,
-        duration,
-    };
-    let sequence = packager
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push_fragment(track, fragment);
-    debug!(track, ?sequence, ?duration, "Segment.");
+    output.fragment(track, to_bytes(rest), start, duration);
     Ok(())
 }
 

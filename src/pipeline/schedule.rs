@@ -17,8 +17,18 @@ use tracing::debug;
 /// ahead of the video, and a request for a time a muxer has passed is ignored.
 const SPLIT_LOOKAHEAD_SEGMENTS: u64 = 2;
 
+/// Which timeline the schedule counts multiples on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeline {
+    /// Running time plus base time: the wall clock (live channels).
+    WallClock,
+    /// Running time alone: the media's own time from its start (VOD files).
+    Media,
+}
+
 #[derive(Clone)]
 pub struct Schedule {
+    timeline: Timeline,
     gop: u64,
     segment: u64,
     muxers: Arc<Mutex<Vec<gst::glib::WeakRef<gst::Element>>>>,
@@ -42,8 +52,9 @@ struct Step {
 }
 
 impl Schedule {
-    pub fn new(gop: Duration, segment: Duration) -> Self {
+    pub fn new(timeline: Timeline, gop: Duration, segment: Duration) -> Self {
         Self {
+            timeline,
             gop: (gop.as_nanos() as u64).max(1),
             segment: (segment.as_nanos() as u64).max(1),
             muxers: Arc::default(),
@@ -65,10 +76,11 @@ impl Schedule {
             let Some(buffer) = info.buffer() else {
                 return gst::PadProbeReturn::Ok;
             };
-            let (Some(pts), Some(base)) = (
-                buffer.pts(),
-                pad.parent_element().and_then(|e| e.base_time()),
-            ) else {
+            let base = match schedule.timeline {
+                Timeline::WallClock => pad.parent_element().and_then(|e| e.base_time()),
+                Timeline::Media => Some(gst::ClockTime::ZERO),
+            };
+            let (Some(pts), Some(base)) = (buffer.pts(), base) else {
                 return gst::PadProbeReturn::Ok;
             };
             let Some(running_time) = super::running_time(pad, pts) else {
@@ -151,7 +163,11 @@ mod tests {
     const S: u64 = 1_000_000_000;
 
     fn schedule() -> Schedule {
-        Schedule::new(Duration::from_secs(1), Duration::from_secs(2))
+        Schedule::new(
+            Timeline::WallClock,
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+        )
     }
 
     #[test]

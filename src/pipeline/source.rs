@@ -231,7 +231,11 @@ fn build_test(
 
 /// Links a decodebin's raw pads to the video and audio inputs as they appear. The first
 /// video and the first audio stream are used; others are left unlinked.
-fn link_decoded_pads(decode: &gst::Element, video_in: &gst::Element, audio_in: &gst::Element) {
+pub(super) fn link_decoded_pads(
+    decode: &gst::Element,
+    video_in: &gst::Element,
+    audio_in: &gst::Element,
+) {
     let video_sink = video_in.static_pad("sink");
     let audio_sink = audio_in.static_pad("sink");
     decode.connect_pad_added(move |_, pad| {

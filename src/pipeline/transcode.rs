@@ -4,11 +4,18 @@
 //! wall clock, no pacing. What to do with the fragments is the caller's (`MediaSink`).
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use gst::prelude::*;
+use tracing::info;
 
-use super::PipelineError;
+use super::{
+    attach_appsink, build_audio_branch, build_video_branch, capsfilter, clock_time, make, source,
+    PipelineError, Schedule, Timeline, TrackOutput,
+};
 use crate::catalog::{EncoderProfile, Ladder};
 use crate::packager::TrackMedia;
 
@@ -65,8 +72,199 @@ pub fn transcode<S: MediaSink>(
     ladder: &Ladder,
     encoder: &EncoderProfile,
     sink: S,
-    progress: impl FnMut(Progress),
+    mut progress: impl FnMut(Progress),
 ) -> Result<(S, TranscodeReport), PipelineError> {
-    let _ = (source, ladder, encoder, sink, progress);
-    Err(PipelineError::Config("VOD transcoding is not written yet".into()))
+    let started = Instant::now();
+    let fail = |what: String| PipelineError::Source(format!("{}: {what}", source.display()));
+    if !source.is_file() {
+        return Err(fail("not a readable file".into()));
+    }
+    let sink = Arc::new(Mutex::new(sink));
+    let output: Arc<dyn TrackOutput> = Arc::new(VodOutput(sink.clone()));
+    let Built {
+        pipeline,
+        has_audio,
+    } = build(source, ladder, encoder, &output)?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| PipelineError::Config("the pipeline has no bus".into()))?;
+    pipeline.set_state(gst::State::Playing)?;
+    let result = (|| loop {
+        let message = bus.timed_pop(gst::ClockTime::from_mseconds(PROGRESS_INTERVAL_MS));
+        let duration = pipeline
+            .query_duration::<gst::ClockTime>()
+            .map(|d| Duration::from_nanos(d.nseconds()));
+        if let Some(position) = pipeline.query_position::<gst::ClockTime>() {
+            progress(Progress {
+                position: Duration::from_nanos(position.nseconds()),
+                duration,
+            });
+        }
+        let Some(message) = message else { continue };
+        match message.view() {
+            gst::MessageView::Eos(_) => return Ok(duration),
+            gst::MessageView::Error(err) => {
+                let detail = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
+                return Err(fail(format!("{}{detail}", err.error())));
+            }
+            gst::MessageView::Application(app)
+                if app.structure().is_some_and(|s| s.name() == NO_VIDEO) =>
+            {
+                return Err(fail("no video stream".into()));
+            }
+            _ => {}
+        }
+    })();
+    let _ = pipeline.set_state(gst::State::Null);
+    // The appsinks' callbacks hold the sink: free them before taking it back.
+    drop(bus);
+    drop(pipeline);
+    drop(output);
+    let duration = result?;
+    let has_audio = has_audio.load(Ordering::SeqCst);
+    let sink = Arc::try_unwrap(sink)
+        .map_err(|_| PipelineError::Config("the sink is still in use".into()))?
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    let report = TranscodeReport {
+        media_duration: duration.unwrap_or_default(),
+        elapsed: started.elapsed(),
+        has_audio,
+    };
+    info!(source = %source.display(), media_s = report.media_duration.as_secs_f64(),
+        elapsed_s = report.elapsed.as_secs_f64(), has_audio, "Transcoded.");
+    Ok((sink, report))
+}
+
+/// How often the transcoder reports progress.
+const PROGRESS_INTERVAL_MS: u64 = 250;
+
+/// Application message posted when the file turns out to have no video stream.
+const NO_VIDEO: &str = "headend-no-video";
+
+struct VodOutput<S>(Arc<Mutex<S>>);
+
+impl<S: MediaSink> TrackOutput for VodOutput<S> {
+    fn init(&self, track: usize, init: Bytes, media: TrackMedia) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .init(track, init, media);
+    }
+
+    fn fragment(&self, track: usize, data: Bytes, start: u64, duration: Duration) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).fragment(
+            track,
+            data,
+            Duration::from_nanos(start),
+            duration,
+        );
+    }
+}
+
+struct Built {
+    pipeline: gst::Pipeline,
+    has_audio: Arc<AtomicBool>,
+}
+
+fn build(
+    source: &Path,
+    ladder: &Ladder,
+    encoder: &EncoderProfile,
+    output: &Arc<dyn TrackOutput>,
+) -> Result<Built, PipelineError> {
+    let pipeline = gst::Pipeline::with_name("vod");
+    let uri = gst::glib::filename_to_uri(source, None)
+        .map_err(|e| PipelineError::Source(format!("{}: {e}", source.display())))?;
+    let decode = make("uridecodebin")?;
+    decode.set_property("uri", uri.as_str());
+    let video_convert = make("videoconvert")?;
+    let video_caps = capsfilter(
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .build(),
+    )?;
+    let audio_convert = make("audioconvert")?;
+    let audio_resample = make("audioresample")?;
+    let audio_caps = capsfilter(
+        gst::Caps::builder("audio/x-raw")
+            .field("rate", ladder.audio.sample_rate as i32)
+            .field("channels", ladder.audio.channels as i32)
+            .build(),
+    )?;
+    pipeline.add_many([
+        &decode,
+        &video_convert,
+        &video_caps,
+        &audio_convert,
+        &audio_resample,
+        &audio_caps,
+    ])?;
+    gst::Element::link_many([&video_convert, &video_caps])?;
+    gst::Element::link_many([&audio_convert, &audio_resample, &audio_caps])?;
+    source::link_decoded_pads(&decode, &video_convert, &audio_convert);
+
+    // Once every stream is known: a file without audio ends its audio branch at once
+    // (no audio track is made); one without video cannot be a VOD asset.
+    let has_audio = Arc::new(AtomicBool::new(false));
+    let (video_sink, audio_sink) = (
+        video_convert.static_pad("sink"),
+        audio_convert.static_pad("sink"),
+    );
+    let audio_flag = has_audio.clone();
+    decode.connect_no_more_pads(move |decode| {
+        if !video_sink.as_ref().is_some_and(|p| p.is_linked()) {
+            let message = gst::message::Application::builder(gst::Structure::new_empty(NO_VIDEO))
+                .src(decode)
+                .build();
+            let _ = decode.post_message(message);
+        }
+        match &audio_sink {
+            Some(pad) if pad.is_linked() => audio_flag.store(true, Ordering::SeqCst),
+            Some(pad) => {
+                pad.send_event(gst::event::StreamStart::new("no-audio"));
+                pad.send_event(gst::event::Segment::new(&gst::FormattedSegment::<
+                    gst::ClockTime,
+                >::new()));
+                pad.send_event(gst::event::Eos::new());
+            }
+            None => {}
+        }
+    });
+
+    let schedule = Schedule::new(Timeline::Media, ladder.gop, ladder.segment_duration);
+    let tee = make("tee")?;
+    pipeline.add(&tee)?;
+    video_caps.link(&tee)?;
+    let video_src = video_caps
+        .static_pad("src")
+        .ok_or_else(|| PipelineError::Config("video output has no src pad".into()))?;
+    schedule.attach(&video_src);
+    let tracks = track_names(ladder);
+    for (track, rendition) in ladder.renditions.iter().enumerate() {
+        let mux = build_video_branch(&pipeline, &tee, rendition, ladder, encoder)?;
+        configure_vod_mux(&mux, ladder);
+        attach_appsink(&pipeline, &mux, output, track, Timeline::Media, "vod")?;
+    }
+    let audio_mux = build_audio_branch(&pipeline, &audio_caps, ladder)?;
+    configure_vod_mux(&audio_mux, ladder);
+    attach_appsink(
+        &pipeline,
+        &audio_mux,
+        output,
+        tracks.len() - 1,
+        Timeline::Media,
+        "vod",
+    )?;
+    Ok(Built {
+        pipeline,
+        has_audio,
+    })
+}
+
+/// A VOD muxer makes one fragment per GOP, so every video fragment starts with a
+/// keyframe: the I-frame playlists address them, and the writer joins them into
+/// segments.
+fn configure_vod_mux(mux: &gst::Element, ladder: &Ladder) {
+    mux.set_property("fragment-duration", clock_time(ladder.gop));
 }
