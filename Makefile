@@ -18,9 +18,14 @@ APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev 
 	python3-gi gir1.2-gst-rtsp-server-1.0 libnginx-mod-rtmp
 
 DEMO_CLIP := var/media/demo.mp4
-CATALOG := manifests/demo.yaml pipelines/ladders.yaml
+# The demo VOD asset of manifests/vod.yaml: a clip, English and French subtitles, a poster.
+DEMO_VOD := var/media/vod-demo.mp4
+DEMO_VOD_FILES := $(DEMO_VOD) var/media/vod-demo.en.vtt var/media/vod-demo.fr.vtt var/media/vod-demo.jpg
+CATALOG := manifests/demo.yaml manifests/vod.yaml pipelines/ladders.yaml
+# VOD assets are ingested into and served from $(DATA)/vod.
+DATA ?= var/data
 
-.PHONY: help deps media build run check test lint bench clean
+.PHONY: help deps media build run check test lint bench bench-vod clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -35,7 +40,7 @@ deps: ## Install missing Debian packages (only those not installed).
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-media: $(DEMO_CLIP) ## Generate the demo clip the file:// channel loops.
+media: $(DEMO_CLIP) $(DEMO_VOD_FILES) ## Generate the demo clip the file:// channel loops and the demo VOD asset.
 
 # 20 s of 720p25 with a moving test card and a 440 Hz tone, made by ffmpeg (no download).
 $(DEMO_CLIP): | deps
@@ -44,19 +49,43 @@ $(DEMO_CLIP): | deps
 		-t 20 -c:v libx264 -preset veryfast -g 50 -pix_fmt yuv420p -c:a aac -b:a 128k -shortest $@.tmp.mp4
 	mv $@.tmp.mp4 $@
 
+# 12 s of 720p25 with a different test card and a 660 Hz tone, for VOD.
+$(DEMO_VOD): | deps
+	@mkdir -p $(dir $@)
+	ffmpeg -v error -y -f lavfi -i testsrc=size=1280x720:rate=25 -f lavfi -i sine=frequency=660:sample_rate=48000 \
+		-t 12 -c:v libx264 -preset veryfast -g 50 -pix_fmt yuv420p -c:a aac -b:a 128k -shortest $@.tmp.mp4
+	mv $@.tmp.mp4 $@
+
+var/media/vod-demo.%.vtt: | deps
+	@mkdir -p $(dir $@)
+	@case $* in \
+		en) a="Welcome to the headend"; b="One encode, every screen" ;; \
+		*) a="Bienvenue sur la tête de réseau"; b="Un encodage, tous les écrans" ;; \
+	esac; \
+	printf 'WEBVTT\n\n00:00:01.000 --> 00:00:05.000\n%s\n\n00:00:06.000 --> 00:00:11.000\n%s\n' "$$a" "$$b" > $@
+
+var/media/vod-demo.jpg: | deps
+	@mkdir -p $(dir $@)
+	ffmpeg -v error -y -f lavfi -i testsrc=size=640x360 -frames:v 1 $@
+
 build: deps ## Build the release binary.
 	$(CARGO) build --release --locked
 
-run: build media ## Start the headend on the demo catalog (Ctrl-C stops it).
+run: build media ## Start the headend on the demo catalog and ingest the demo VOD asset (Ctrl-C stops it).
 	@echo
 	@echo "Open in VLC, ffplay, Safari or any HLS player once the channels are up (a few seconds):"
 	@for c in $$(grep -E '^\s+- id:' manifests/demo.yaml | awk '{print $$3}'); do \
 		echo "  http://$(LISTEN)/live/$$c/master.m3u8"; done
+	@echo "VOD, once ingested in the background (seconds; the log says 'VOD asset ready.'):"
+	@for a in $$(grep -E '^\s+- id:' manifests/vod.yaml | awk '{print $$3}'); do \
+		echo "  http://$(LISTEN)/vod/$$a/master.m3u8"; \
+		echo "  http://$(LISTEN)/vod/$$a/manifest.mpd"; done
 	@echo
-	./target/release/headend run --listen $(LISTEN) $(CATALOG)
+	./target/release/headend run --listen $(LISTEN) --data $(DATA) $(CATALOG)
 
 check: build ## Validate the catalog files.
 	./target/release/headend check manifests/channels.yaml pipelines/ladders.yaml
+	./target/release/headend check manifests/vod.yaml pipelines/ladders.yaml
 	./target/release/headend check $(CATALOG)
 
 lint: deps ## rustfmt and clippy, warnings are errors.
@@ -68,6 +97,10 @@ test: deps media lint ## Install what the tests need, then run every test.
 
 bench: deps media ## Measure live latency and per-channel cost; writes docs/benchmarks.md.
 	$(CARGO) bench --locked --bench live
+
+bench-vod: build media ## Time a VOD ingest of the 12 s demo clip on the default ladder (speed, CPU-seconds).
+	@TIMEFORMAT='wall %R s, CPU %U s user + %S s system for 12 s of media'; \
+	time ./target/release/headend vod ingest --force --ladder default --data var/bench $(DEMO_VOD)
 
 clean: ## Remove build output and generated media.
 	$(CARGO) clean

@@ -9,3 +9,4 @@ pub mod packager;
 pub mod pipeline;
 pub mod store;
 pub mod supervisor;
+pub mod vod;

@@ -1,21 +1,37 @@
-//! The `headend` binary: `headend run` serves a catalog, `headend check` validates one.
+//! The `headend` binary: `headend run` serves a catalog, `headend check` validates one,
+//! `headend vod ingest` ingests a VOD asset.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tracing::info;
+use tracing::{info, warn};
 
-use headend::catalog::Catalog;
+use headend::catalog::{Catalog, VodAsset};
 use headend::origin::{Origin, OriginConfig};
 use headend::store::SegmentStore;
 use headend::supervisor::Supervisor;
+use headend::vod::progress::IngestBar;
+use headend::vod::{self, Library, Outcome};
 
 /// The catalog `make run` starts when no file is named.
-const DEMO_CATALOG: [&str; 2] = ["manifests/demo.yaml", "pipelines/ladders.yaml"];
+const DEMO_CATALOG: [&str; 3] = [
+    "manifests/demo.yaml",
+    "manifests/vod.yaml",
+    "pipelines/ladders.yaml",
+];
+
+/// Where VOD assets are written (`{data}/vod/{asset}/`) when `--data` is not given.
+const DEFAULT_DATA_DIR: &str = "var/data";
+
+/// The ladder of a file ingested by path: the broadcast-style ladder of
+/// `pipelines/ladders.yaml`.
+const AD_HOC_LADDER: &str = "default";
 
 #[derive(Parser)]
 #[command(
@@ -34,7 +50,10 @@ enum Command {
         /// Address the origin listens on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// Catalog files (channels, ladders, encoder profiles), merged.
+        /// Data directory: VOD assets are ingested into and served from DATA/vod.
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// Catalog files (channels, VOD assets, ladders, encoder profiles), merged.
         #[arg(default_values = DEMO_CATALOG)]
         files: Vec<PathBuf>,
     },
@@ -43,23 +62,64 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Video on demand.
+    Vod {
+        #[command(subcommand)]
+        command: VodCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VodCommand {
+    /// Transcode and package one asset, unless it is up to date. Shows a progress bar
+    /// on a terminal; prints one line when done.
+    Ingest {
+        /// Data directory: the asset is written to DATA/vod/ASSET_ID.
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// No progress bar and no result line (errors are still printed).
+        #[arg(long)]
+        quiet: bool,
+        /// Ingest even if the asset is up to date.
+        #[arg(long)]
+        force: bool,
+        /// Ladder for a file given by path (assets from the catalog name their own).
+        #[arg(long, default_value = AD_HOC_LADDER)]
+        ladder: String,
+        /// Catalog files (default: the demo catalog, manifests/vod.yaml and
+        /// pipelines/ladders.yaml), then an asset id of the catalog or the path of a
+        /// media file (its asset id is the file name without extension, lowercased,
+        /// other characters than a-z, 0-9, `_` and `-` made `-`).
+        #[arg(required = true, value_name = "[FILES...] ASSET_ID|PATH")]
+        args: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A progress bar and log lines on one terminal garble each other: while the bar
+    // shows, only warnings are logged unless RUST_LOG asks for more.
+    let bar_shows = matches!(
+        &cli.command,
+        Command::Vod {
+            command: VodCommand::Ingest { quiet: false, .. }
+        }
+    ) && std::io::stderr().is_terminal();
+    let default_level = if bar_shows { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Check { files } => match Catalog::load(&files) {
             Ok(catalog) => {
                 println!(
-                    "ok: {} channels, {} ladders, {} encoder profiles",
+                    "ok: {} channels, {} VOD assets, {} ladders, {} encoder profiles",
                     catalog.channels.len(),
+                    catalog.assets.len(),
                     catalog.ladders.len(),
                     catalog.encoders.len()
                 );
@@ -70,24 +130,140 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { listen, files } => match run(listen, files) {
+        Command::Run {
+            listen,
+            data,
+            files,
+        } => match run(listen, &data, files) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("error: {err:#}");
                 ExitCode::FAILURE
             }
         },
+        Command::Vod {
+            command:
+                VodCommand::Ingest {
+                    data,
+                    quiet,
+                    force,
+                    ladder,
+                    mut args,
+                },
+        } => {
+            // `args` is required, so it has a last element.
+            let target = args.pop().unwrap_or_default();
+            let files = if args.is_empty() {
+                DEMO_CATALOG.iter().map(PathBuf::from).collect()
+            } else {
+                args
+            };
+            match vod_ingest(&data, &files, &target, &ladder, force, quiet) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
-fn run(listen: SocketAddr, files: Vec<PathBuf>) -> anyhow::Result<()> {
+/// `headend vod ingest`: one asset, from the catalog or a file path.
+fn vod_ingest(
+    data: &Path,
+    files: &[PathBuf],
+    target: &Path,
+    ad_hoc_ladder: &str,
+    force: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let catalog = Catalog::load(files).context("loading the catalog")?;
+    let asset = match target.to_str().and_then(|id| catalog.asset(id)) {
+        Some(asset) => asset.clone(),
+        None if target.is_file() => ad_hoc_asset(target, ad_hoc_ladder)?,
+        None => anyhow::bail!(
+            "`{}` is neither an asset of the catalog ({}) nor a file",
+            target.display(),
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let (ladder, encoder) = vod::settings(&catalog, &asset)?;
+    headend::pipeline::init().context("initialising GStreamer")?;
+    let library = Library::new(data);
+    if let Err(error) = library.clean_stale() {
+        warn!(root = %library.root().display(), %error, "Could not clean the VOD library.");
+    }
+    let bar = IngestBar::new(&asset.id, !quiet && std::io::stderr().is_terminal());
+    let result = vod::ingest(&library, &asset, ladder, encoder, force, |p| bar.update(p));
+    bar.finish();
+    let outcome = result?;
+    if !quiet {
+        println!("{}", outcome_line(&asset.id, &outcome));
+    }
+    Ok(())
+}
+
+/// The one line `vod ingest` prints.
+fn outcome_line(id: &str, outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::UpToDate { fingerprint } => {
+            format!("{id}: up to date (fingerprint {fingerprint}), nothing to do")
+        }
+        Outcome::Ingested {
+            duration,
+            elapsed,
+            dir,
+            ..
+        } => format!(
+            "{id}: ingested {:.1} s of media in {:.1} s ({:.1}× real time) into {}",
+            duration.as_secs_f64(),
+            elapsed.as_secs_f64(),
+            outcome.speed().unwrap_or_default(),
+            dir.display()
+        ),
+    }
+}
+
+/// An asset for a bare file path: its id from the file name.
+fn ad_hoc_asset(path: &Path, ladder: &str) -> anyhow::Result<VodAsset> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let id: String = stem
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '_' | '-' => c,
+            _ => '-',
+        })
+        .skip_while(|c| !c.is_ascii_alphanumeric())
+        .take(64)
+        .collect();
+    anyhow::ensure!(
+        vod::is_asset_id(&id),
+        "cannot make an asset id from the file name of {}",
+        path.display()
+    );
+    let source =
+        std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
+    Ok(VodAsset::from_file(id, source, ladder.to_owned()))
+}
+
+fn run(listen: SocketAddr, data: &Path, files: Vec<PathBuf>) -> anyhow::Result<()> {
     let catalog = Arc::new(Catalog::load(&files).context("loading the catalog")?);
     headend::pipeline::init().context("initialising GStreamer")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let store = SegmentStore::new();
+        let library = Library::new(data);
         let config = OriginConfig {
             listen,
+            vod_root: Some(library.root().to_owned()),
             ..OriginConfig::default()
         };
         let origin = Origin::bind(config, store.clone())
@@ -99,7 +275,20 @@ fn run(listen: SocketAddr, files: Vec<PathBuf>) -> anyhow::Result<()> {
         for channel in &catalog.channels {
             info!(channel = %channel.id, url = %format!("http://{addr}/live/{}/master.m3u8", channel.id), "Channel URL.");
         }
+        // Transcodes block, so VOD ingests run on a thread of their own, one at a time;
+        // each asset is served as soon as it is published.
+        let stop_ingest = Arc::new(AtomicBool::new(false));
+        if !catalog.assets.is_empty() {
+            for asset in &catalog.assets {
+                info!(asset = %asset.id, url = %format!("http://{addr}/vod/{}/master.m3u8", asset.id), "VOD asset URL.");
+            }
+            vod::spawn_background(library, catalog.clone(), stop_ingest.clone(), format!("http://{addr}"))
+                .context("starting the VOD ingest thread")?;
+        }
         origin.serve(shutdown_signal()).await.context("serving")?;
+        // An ingest in progress is abandoned with the process; its staging folder is
+        // removed at the next start.
+        stop_ingest.store(true, Ordering::Relaxed);
         info!("Stopping channels.");
         supervisor.shutdown().await;
         Ok(())

@@ -142,5 +142,35 @@ fn a_source_that_ends_is_restarted_with_a_discontinuity() {
             }
         }
     }
-    assert!(restart_sequence.is_some());
+    let restart_sequence = restart_sequence.unwrap_or_default();
+
+    // DASH: the restart starts a new Period, with the new init segment, whose first
+    // number is the HLS sequence number of the first segment after the restart.
+    let mpd_text = headend.get_ok("/live/ends/manifest.mpd");
+    let mpd_text = String::from_utf8_lossy(&mpd_text);
+    let mpd = roxmltree::Document::parse(&mpd_text).expect("the MPD parses");
+    let periods: Vec<roxmltree::Node> = mpd
+        .root_element()
+        .children()
+        .filter(|n| n.has_tag_name("Period"))
+        .collect();
+    assert!(periods.len() >= 2, "{} Periods:\n{mpd_text}", periods.len());
+    let restart_period = periods
+        .iter()
+        .find(|p| p.attribute("id") == Some("1"))
+        .unwrap_or_else(|| panic!("no Period for the second run:\n{mpd_text}"));
+    for template in restart_period
+        .descendants()
+        .filter(|n| n.has_tag_name("SegmentTemplate"))
+    {
+        assert_eq!(
+            template.attribute("initialization"),
+            Some("$RepresentationID$/init-1.mp4")
+        );
+        assert_eq!(
+            template.attribute("startNumber"),
+            Some(restart_sequence.to_string().as_str()),
+            "{mpd_text}"
+        );
+    }
 }

@@ -148,6 +148,18 @@ fn a_file_becomes_aligned_gop_fragments_in_every_track() {
             (expected_start - CLIP_SECONDS).abs() < 0.05,
             "{name}: fragments end at {expected_start}"
         );
+        // Every segment boundary (2 s) is a fragment boundary in every track, to within
+        // one AAC frame (23 ms at 44.1 kHz) for the audio.
+        let ends: Vec<f64> = fragments
+            .iter()
+            .map(|(_, start, length)| (*start + *length).as_secs_f64())
+            .collect();
+        for boundary in [2.0, 4.0] {
+            assert!(
+                ends.iter().any(|end| (end - boundary).abs() < 0.024),
+                "{name}: no fragment ends at {boundary} s: {ends:?}"
+            );
+        }
     }
 
     // The lower rendition decodes, at its size, with a keyframe every GOP.

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::asset::AssetSpec;
 use super::ladder::{Audio, Rendition};
 use super::{EncoderProfile, Outputs};
 
@@ -22,6 +23,8 @@ pub(super) struct Document {
     pub ladders: BTreeMap<String, LadderSpec>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub encoders: BTreeMap<String, EncoderProfile>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub assets: Vec<AssetSpec>,
 }
 
 impl Document {

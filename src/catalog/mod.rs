@@ -1,10 +1,12 @@
-//! Catalog: channels, ladders and encoder profiles from YAML.
+//! Catalog: channels, VOD assets, ladders and encoder profiles from YAML.
 //!
 //! Operators split the catalog over as many files as they like; any file may
-//! hold any of the top-level keys `channels:`, `ladders:` and `encoders:`.
+//! hold any of the top-level keys `channels:`, `assets:`, `ladders:` and
+//! `encoders:`.
 //! [`Catalog::load`] reads them all and merges them, and a name defined twice
 //! across files is a problem like any other. `manifests/channels.yaml` and
-//! `pipelines/ladders.yaml` document every field.
+//! `pipelines/ladders.yaml` document every field, `manifests/vod.yaml` the
+//! assets.
 //!
 //! Loading is two passes. serde_yaml reads each file into plain structs that
 //! refuse unknown fields, and stops at that file's first syntax or type error.
@@ -12,6 +14,7 @@
 //! reports every problem at once, each placed at the line and column of the
 //! YAML node it is about (see `position`).
 
+mod asset;
 mod channel;
 mod document;
 mod encoder;
@@ -24,6 +27,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub use asset::{poster_extension, Subtitle, VodAsset, POSTER_EXTENSIONS};
 pub use channel::{Channel, Outputs, Source, SourceScheme};
 pub use encoder::{BitrateUnit, EncoderProfile};
 pub use error::{CatalogError, Problem};
@@ -39,6 +43,8 @@ use validate::{Parsed, Problems};
 pub struct Catalog {
     /// In the order of the files given, then as written.
     pub channels: Vec<Channel>,
+    /// VOD assets, in the order of the files given, then as written.
+    pub assets: Vec<VodAsset>,
     pub ladders: BTreeMap<String, Ladder>,
     pub encoders: BTreeMap<String, EncoderProfile>,
 }
@@ -90,6 +96,11 @@ impl Catalog {
                 ladder.encoder
             )
         })
+    }
+
+    /// The VOD asset with this id.
+    pub fn asset(&self, id: &str) -> Option<&VodAsset> {
+        self.assets.iter().find(|asset| asset.id == id)
     }
 
     /// Parses and validates catalog texts, each named by the file it came from.

@@ -7,9 +7,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::asset::{self, AssetSpec};
 use super::document::{ChannelSpec, Document, LadderSpec};
 use super::position::{DuplicateKey, NodePath, Position, Positions};
-use super::{Catalog, Channel, EncoderProfile, Ladder, Problem, Source};
+use super::{Catalog, Channel, EncoderProfile, Ladder, Problem, Source, Subtitle, VodAsset};
 
 /// Channel ids and rendition names are URL path segments: lowercase so URLs
 /// are case-proof, and no dots so they never look like file names.
@@ -139,6 +140,7 @@ pub(super) fn assemble(files: &[Parsed], complete: bool, problems: &mut Problems
     let mut catalog = Catalog::default();
     let mut ids: HashMap<&str, Place> = HashMap::new();
     let mut numbers: HashMap<u32, (&str, Place)> = HashMap::new();
+    let mut asset_ids: HashMap<&str, Place> = HashMap::new();
     let mut ladders: HashMap<&str, Place> = HashMap::new();
     let mut encoders: HashMap<&str, Place> = HashMap::new();
     let mut ladder_references = Vec::new();
@@ -193,6 +195,26 @@ pub(super) fn assemble(files: &[Parsed], complete: bool, problems: &mut Problems
             });
             if let Some(channel) = check_channel(&mut check, &at, spec, base) {
                 catalog.channels.push(channel);
+            }
+        }
+
+        for (index, spec) in parsed.document.assets.iter().enumerate() {
+            let at = NodePath::root().key("assets").index(index);
+            if let Some(first) = asset_ids.get(spec.id.as_str()) {
+                check.at(
+                    &at.key("id"),
+                    format!("asset id `{}` is already used at {first}", spec.id),
+                );
+            } else {
+                asset_ids.insert(&spec.id, check.place(&at.key("id")));
+            }
+            ladder_references.push(Reference {
+                order,
+                place: check.place(&at.key("ladder")),
+                name: &spec.ladder,
+            });
+            if let Some(asset) = check_asset(&mut check, &at, spec, base) {
+                catalog.assets.push(asset);
             }
         }
 
@@ -327,6 +349,108 @@ fn check_channel(
         source,
         ladder: spec.ladder.clone(),
         outputs: spec.outputs.clone(),
+    })
+}
+
+/// An asset's id, title, files and subtitle languages. Files need not exist yet (media
+/// is often copied in after the catalog is checked); ingest reports a missing one.
+fn check_asset(
+    check: &mut FileCheck,
+    at: &NodePath,
+    spec: &AssetSpec,
+    base: &Path,
+) -> Option<VodAsset> {
+    let before = check.problems.len();
+    if !is_url_segment(&spec.id) {
+        check.at(
+            &at.key("id"),
+            format!(
+                "asset id `{}` must match {URL_SEGMENT_PATTERN} and be at most {URL_SEGMENT_MAX_LEN} characters",
+                spec.id
+            ),
+        );
+    }
+    if spec.title.trim().is_empty() {
+        check.at(&at.key("title"), "asset title must not be empty".to_owned());
+    }
+    let source = asset::resolve_source(&spec.source, base)
+        .map_err(|message| check.at(&at.key("source"), message))
+        .ok();
+    let mut subtitles = Vec::with_capacity(spec.subtitles.len());
+    let mut languages: HashMap<&str, usize> = HashMap::new();
+    for (index, subtitle) in spec.subtitles.iter().enumerate() {
+        let at = at.key("subtitles").index(index);
+        let lang = subtitle.lang.as_str();
+        if !asset::is_language_tag(lang) {
+            check.at(
+                &at.key("lang"),
+                format!(
+                    "subtitle lang `{lang}` is not a language tag such as `en`, `fra` or `pt-BR`"
+                ),
+            );
+        } else if let Some(first) = languages.get(lang) {
+            check.at(
+                &at.key("lang"),
+                format!("subtitle lang `{lang}` is already used by subtitles[{first}]"),
+            );
+        } else {
+            languages.insert(lang, index);
+        }
+        // Players and the origin take the file as WebVTT; other formats are converted
+        // beforehand.
+        if !subtitle.file.to_ascii_lowercase().ends_with(".vtt") {
+            check.at(
+                &at.key("file"),
+                format!("subtitle file `{}` must be WebVTT (.vtt)", subtitle.file),
+            );
+        }
+        if subtitle
+            .name
+            .as_deref()
+            .is_some_and(|name| name.trim().is_empty())
+        {
+            check.at(
+                &at.key("name"),
+                "subtitle name must not be empty".to_owned(),
+            );
+        }
+        match asset::resolve_file(&subtitle.file, base, "subtitle") {
+            Ok(file) => subtitles.push(Subtitle {
+                lang: lang.to_owned(),
+                name: subtitle.name.clone().unwrap_or_else(|| lang.to_owned()),
+                file,
+            }),
+            Err(message) => check.at(&at.key("file"), message),
+        }
+    }
+    let poster = match &spec.poster {
+        None => None,
+        Some(poster) => match asset::resolve_file(poster, base, "poster") {
+            Ok(path) if super::poster_extension(&path).is_some() => Some(path),
+            Ok(_) => {
+                check.at(
+                    &at.key("poster"),
+                    format!(
+                        "poster `{poster}` must be an image named .{}",
+                        super::POSTER_EXTENSIONS.join(", .")
+                    ),
+                );
+                None
+            }
+            Err(message) => {
+                check.at(&at.key("poster"), message);
+                None
+            }
+        },
+    };
+    let source = source?;
+    (check.problems.len() == before).then(|| VodAsset {
+        id: spec.id.clone(),
+        title: spec.title.clone(),
+        source,
+        ladder: spec.ladder.clone(),
+        subtitles,
+        poster,
     })
 }
 

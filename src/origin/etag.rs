@@ -37,6 +37,17 @@ pub(crate) fn for_segment(channel: &str, track: &str, sequence: u64, len: usize)
     format!("\"{hash:016x}-{sequence:x}-{len:x}\"")
 }
 
+/// Tag for a file of a published VOD version. A version folder is written once and
+/// never changed (a re-ingest publishes a new one), so the tag is derived from the
+/// version's name, the file's path in it and its length rather than from megabytes of
+/// content read on every request.
+pub(crate) fn for_file(version: &str, path: &str, len: u64) -> String {
+    let mut hash = fnv1a(FNV_OFFSET, version.as_bytes());
+    hash = fnv1a(hash, &[0]);
+    hash = fnv1a(hash, path.as_bytes());
+    format!("\"{hash:016x}-{len:x}\"")
+}
+
 /// Whether any `If-None-Match` header value matches `etag` (a quoted strong tag), using
 /// the weak comparison the header calls for. `*` matches any current representation.
 /// A value that does not parse matches nothing, so the client gets the full response.
@@ -148,6 +159,16 @@ mod tests {
         assert_ne!(tag, for_segment("sport", "720p", 42, 1000));
         assert_ne!(tag, for_segment("news", "720p", 42, 1001));
         assert_ne!(for_segment("ab", "c", 1, 1), for_segment("a", "bc", 1, 1));
+    }
+
+    #[test]
+    fn file_tags_follow_the_version_and_the_path() {
+        let tag = for_file("film.abc.1", "720p/3.m4s", 1000);
+        assert!(tag.starts_with('"') && tag.ends_with("-3e8\""), "{tag}");
+        assert_eq!(tag, for_file("film.abc.1", "720p/3.m4s", 1000));
+        assert_ne!(tag, for_file("film.abc.2", "720p/3.m4s", 1000));
+        assert_ne!(tag, for_file("film.abc.1", "720p/4.m4s", 1000));
+        assert_ne!(tag, for_file("film.abc.1", "720p/3.m4s", 1001));
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Origin: the HTTP server that plays out the live window from the [`SegmentStore`].
+//! Origin: the HTTP server that plays out the live window from the [`SegmentStore`]
+//! and published VOD assets from disk.
 //!
 //! hyper 1.x on tokio, HTTP/1.1 and HTTP/2 (h2c prior knowledge) on one port through
-//! hyper-util's auto builder. Every answer is built from `Bytes` already in memory
-//! (`service.rs`), so a request never waits on anything but its own socket.
+//! hyper-util's auto builder. Live answers are built from `Bytes` already in memory
+//! (`service.rs`), so they never wait on anything but their own socket; a VOD answer
+//! reads one file through tokio's blocking pool.
 //!
 //! Limits a hostile or broken client meets:
 //! - request head size: `max_header_bytes` (HTTP/1 read buffer, HTTP/2 header list);
@@ -25,6 +27,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +64,9 @@ pub struct OriginConfig {
     pub idle_timeout: Duration,
     /// Time allowed for an HTTP/1 request head to arrive in full.
     pub header_read_timeout: Duration,
+    /// The VOD library (`{data}/vod`, see `vod::Library`) served under `/vod/`;
+    /// `None` serves no VOD.
+    pub vod_root: Option<PathBuf>,
 }
 
 impl Default for OriginConfig {
@@ -71,6 +77,7 @@ impl Default for OriginConfig {
             max_header_bytes: 16 * 1024,
             idle_timeout: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(10),
+            vod_root: None,
         }
     }
 }
@@ -146,6 +153,10 @@ impl Origin {
             store,
         } = self;
         let builder = Arc::new(connection_builder(&config));
+        let sources = Arc::new(service::Sources {
+            store,
+            vod_root: config.vod_root.clone(),
+        });
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
@@ -180,20 +191,23 @@ impl Origin {
                     }
                     let io = TokioIo::new(idle::IdleTimeout::new(stream, config.idle_timeout));
                     let builder = Arc::clone(&builder);
-                    let store = Arc::clone(&store);
+                    let sources = Arc::clone(&sources);
                     let watcher = graceful.watcher();
                     connections.spawn(async move {
                         let service = service_fn(move |req: Request<Incoming>| {
-                            let response = service::respond(&store, &req);
-                            debug!(
-                                %peer,
-                                method = %req.method(),
-                                path = ?req.uri().path(),
-                                version = ?req.version(),
-                                status = response.status().as_u16(),
-                                "Request served."
-                            );
-                            std::future::ready(Ok::<_, Infallible>(response))
+                            let sources = Arc::clone(&sources);
+                            async move {
+                                let response = service::respond(&sources, &req).await;
+                                debug!(
+                                    %peer,
+                                    method = %req.method(),
+                                    path = ?req.uri().path(),
+                                    version = ?req.version(),
+                                    status = response.status().as_u16(),
+                                    "Request served."
+                                );
+                                Ok::<_, Infallible>(response)
+                            }
                         });
                         let connection = builder.serve_connection(io, service);
                         if let Err(e) = watcher.watch(connection).await {

@@ -2,8 +2,12 @@
 //!
 //! Every path segment is percent-decoded on its own and then checked, so an encoded
 //! slash, dot-segment or control character can never reach a store lookup as part of a
-//! name. Nothing here touches a filesystem; the checks keep names honest for logs and
-//! for whatever a future disk-backed route (DVR, VOD) does with them.
+//! name. Nothing here touches a filesystem. VOD routes name files on disk, so their
+//! names are held to what the catalog and the VOD writer make (asset and track names
+//! are lowercase URL segments without dots, file names come from a fixed set), and a
+//! [`VodFile`] turns into a relative path only through [`VodFile::relative_path`].
+
+use std::path::PathBuf;
 
 /// One origin route, with its names percent-decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +31,60 @@ pub(crate) enum Route {
         track: String,
         sequence: u64,
     },
+    /// `/live/{channel}/manifest.mpd`
+    Manifest { channel: String },
+    /// `/time`: the origin's clock, for DASH `UTCTiming`.
+    Time,
+    /// `/vod/{asset}/...`
+    Vod { asset: String, file: VodFile },
+}
+
+/// A file of a published VOD asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum VodFile {
+    /// `master.m3u8`
+    Master,
+    /// `manifest.mpd`
+    Manifest,
+    /// `{track}/index.m3u8`
+    MediaPlaylist { track: String },
+    /// `{track}/iframes.m3u8`
+    IFramePlaylist { track: String },
+    /// `{track}/init.mp4`
+    Init { track: String },
+    /// `{track}/{number}.m4s`
+    Segment { track: String, number: u64 },
+    /// `subs/{lang}.vtt`
+    Subtitles { lang: String },
+    /// `subs/{lang}.m3u8`
+    SubtitlePlaylist { lang: String },
+    /// `poster.{extension}`
+    Poster { extension: &'static str },
+}
+
+/// Poster extensions the VOD writer keeps (`catalog::POSTER_EXTENSIONS`).
+const POSTER_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+
+impl VodFile {
+    /// The file's path inside the asset's folder. Every part is a name `parse`
+    /// checked or a fixed word, so the path stays inside the folder.
+    pub(crate) fn relative_path(&self) -> PathBuf {
+        match self {
+            VodFile::Master => PathBuf::from("master.m3u8"),
+            VodFile::Manifest => PathBuf::from("manifest.mpd"),
+            VodFile::MediaPlaylist { track } => PathBuf::from(track).join("index.m3u8"),
+            VodFile::IFramePlaylist { track } => PathBuf::from(track).join("iframes.m3u8"),
+            VodFile::Init { track } => PathBuf::from(track).join("init.mp4"),
+            VodFile::Segment { track, number } => {
+                PathBuf::from(track).join(format!("{number}.m4s"))
+            }
+            VodFile::Subtitles { lang } => PathBuf::from("subs").join(format!("{lang}.vtt")),
+            VodFile::SubtitlePlaylist { lang } => {
+                PathBuf::from("subs").join(format!("{lang}.m3u8"))
+            }
+            VodFile::Poster { extension } => PathBuf::from(format!("poster.{extension}")),
+        }
+    }
 }
 
 /// Why a path has no route.
@@ -56,6 +114,19 @@ pub(crate) fn parse(path: &str) -> Result<Route, RouteError> {
     let names: Vec<&str> = segments.iter().map(String::as_str).collect();
     match names.as_slice() {
         ["healthz"] => Ok(Route::Health),
+        ["time"] => Ok(Route::Time),
+        ["vod", asset, rest @ ..] => {
+            if !is_name(asset) {
+                return Err(RouteError::NotFound);
+            }
+            Ok(Route::Vod {
+                asset: (*asset).to_owned(),
+                file: vod_file(rest).ok_or(RouteError::NotFound)?,
+            })
+        }
+        ["live", channel, "manifest.mpd"] => Ok(Route::Manifest {
+            channel: (*channel).to_owned(),
+        }),
         ["live", channel, "master.m3u8"] => Ok(Route::Master {
             channel: (*channel).to_owned(),
         }),
@@ -94,6 +165,71 @@ pub(crate) fn parse(path: &str) -> Result<Route, RouteError> {
         }
         _ => Err(RouteError::NotFound),
     }
+}
+
+/// The file a VOD path names inside its asset's folder, if it is one the VOD writer
+/// makes.
+fn vod_file(names: &[&str]) -> Option<VodFile> {
+    let file = match names {
+        ["master.m3u8"] => VodFile::Master,
+        ["manifest.mpd"] => VodFile::Manifest,
+        [poster] if poster.starts_with("poster.") => {
+            let extension = poster.strip_prefix("poster.")?;
+            VodFile::Poster {
+                extension: POSTER_EXTENSIONS.into_iter().find(|e| *e == extension)?,
+            }
+        }
+        ["subs", file] if file.ends_with(".vtt") || file.ends_with(".m3u8") => {
+            let (lang, playlist) = match file.strip_suffix(".vtt") {
+                Some(lang) => (lang, false),
+                None => (file.strip_suffix(".m3u8")?, true),
+            };
+            if !is_language_tag(lang) {
+                return None;
+            }
+            let lang = lang.to_owned();
+            if playlist {
+                VodFile::SubtitlePlaylist { lang }
+            } else {
+                VodFile::Subtitles { lang }
+            }
+        }
+        [track, file] if is_name(track) => {
+            let track = (*track).to_owned();
+            match *file {
+                "index.m3u8" => VodFile::MediaPlaylist { track },
+                "iframes.m3u8" => VodFile::IFramePlaylist { track },
+                "init.mp4" => VodFile::Init { track },
+                file => VodFile::Segment {
+                    track,
+                    number: file.strip_suffix(".m4s").and_then(parse_sequence)?,
+                },
+            }
+        }
+        _ => return None,
+    };
+    Some(file)
+}
+
+/// Asset and track names: the catalog's URL segments (`^[a-z0-9][a-z0-9_-]*$`, at
+/// most 64 characters). No dots, so a name never reaches a staging or version folder.
+fn is_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// A subtitle language as the catalog takes it (RFC 5646 shape): letters, digits and
+/// inner `-`, starting with a letter.
+fn is_language_tag(tag: &str) -> bool {
+    tag.len() <= 35
+        && tag.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !tag.ends_with('-')
+        && !tag.contains("--")
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// A media sequence number as the packager writes it: plain decimal, no sign, no
@@ -256,7 +392,6 @@ mod tests {
             "/live//720p/index.m3u8",
             "/live/news//index.m3u8",
             "/live/news/720p/extra/1.m4s",
-            "/vod/film/master.m3u8",
             "/healthz/",
             "/HEALTHZ",
         ] {
@@ -285,6 +420,108 @@ mod tests {
             "healthz",
             "*",
             "",
+        ] {
+            assert_eq!(parse(path), Err(RouteError::BadPath), "{path}");
+        }
+    }
+
+    fn vod(asset: &str, file: VodFile) -> Result<Route, RouteError> {
+        Ok(Route::Vod {
+            asset: asset.to_owned(),
+            file,
+        })
+    }
+
+    #[test]
+    fn vod_layout_routes() {
+        let track = || "720p".to_owned();
+        let cases = [
+            ("/vod/film/master.m3u8", VodFile::Master, "master.m3u8"),
+            ("/vod/film/manifest.mpd", VodFile::Manifest, "manifest.mpd"),
+            (
+                "/vod/film/720p/index.m3u8",
+                VodFile::MediaPlaylist { track: track() },
+                "720p/index.m3u8",
+            ),
+            (
+                "/vod/film/720p/iframes.m3u8",
+                VodFile::IFramePlaylist { track: track() },
+                "720p/iframes.m3u8",
+            ),
+            (
+                "/vod/film/audio/init.mp4",
+                VodFile::Init {
+                    track: "audio".into(),
+                },
+                "audio/init.mp4",
+            ),
+            (
+                "/vod/film/720p/12.m4s",
+                VodFile::Segment {
+                    track: track(),
+                    number: 12,
+                },
+                "720p/12.m4s",
+            ),
+            (
+                "/vod/film/subs/pt-BR.vtt",
+                VodFile::Subtitles {
+                    lang: "pt-BR".into(),
+                },
+                "subs/pt-BR.vtt",
+            ),
+            (
+                "/vod/film/subs/en.m3u8",
+                VodFile::SubtitlePlaylist { lang: "en".into() },
+                "subs/en.m3u8",
+            ),
+            (
+                "/vod/film/poster.jpg",
+                VodFile::Poster { extension: "jpg" },
+                "poster.jpg",
+            ),
+        ];
+        for (path, file, relative) in cases {
+            assert_eq!(file.relative_path(), PathBuf::from(relative), "{path}");
+            assert_eq!(parse(path), vod("film", file), "{path}");
+        }
+        assert_eq!(parse("/time"), Ok(Route::Time));
+        assert_eq!(
+            parse("/live/news/manifest.mpd"),
+            Ok(Route::Manifest {
+                channel: "news".into()
+            })
+        );
+    }
+
+    #[test]
+    fn vod_paths_name_only_what_the_writer_makes() {
+        for path in [
+            "/vod/Film/master.m3u8",
+            "/vod/film.3f9c0a1b2c3d4e5f.1/master.m3u8",
+            "/vod/.tmp-film-1-2/master.m3u8",
+            "/vod/film/asset.json",
+            "/vod/film/index.m3u8",
+            "/vod/film/720p/asset.json",
+            "/vod/film/720p/012.m4s",
+            "/vod/film/720P/1.m4s",
+            "/vod/film/a.b/1.m4s",
+            "/vod/film/subs/en.srt",
+            "/vod/film/subs/-en.vtt",
+            "/vod/film/subs/.vtt",
+            "/vod/film/subs/en.vtt.m3u8",
+            "/vod/film/poster.gif",
+            "/vod/film/poster.",
+            "/vod/film/720p/extra/1.m4s",
+            "/vod/film",
+            "/vod",
+        ] {
+            assert_eq!(parse(path), Err(RouteError::NotFound), "{path}");
+        }
+        for path in [
+            "/vod/../master.m3u8",
+            "/vod/film/%2e%2e/720p/1.m4s",
+            "/vod/film/subs/..%2fx.vtt",
         ] {
             assert_eq!(parse(path), Err(RouteError::BadPath), "{path}");
         }

@@ -1,7 +1,11 @@
-//! Requests to responses: target checks, routing, store lookups, conditional requests,
-//! ranges, and the headers every answer carries. Synchronous and free of I/O, so it is
-//! tested without a socket; `mod.rs` wraps it in a hyper service.
+//! Requests to responses: target checks, routing, store lookups, VOD files, conditional
+//! requests, ranges, and the headers every answer carries. Free of sockets, so it is
+//! tested without one; `mod.rs` wraps it in a hyper service. Live answers come from
+//! memory at once; VOD answers read one file with `tokio::fs` (the blocking pool), so a
+//! slow disk never holds a runtime thread.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,7 +15,7 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 
 use super::etag;
 use super::range::{self, ByteRange};
-use super::route::{self, Route, RouteError};
+use super::route::{self, Route, RouteError, VodFile};
 use crate::store::{LiveChannel, SegmentStore, AUDIO_TRACK};
 
 pub(crate) type Body = Full<Bytes>;
@@ -19,6 +23,9 @@ pub(crate) type Body = Full<Bytes>;
 const SERVER: &str = "headend";
 const ALLOW: &str = "GET, HEAD, OPTIONS";
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+/// ISO/IEC 23009-1 Annex C.
+const MPD_TYPE: &str = "application/dash+xml";
+const WEBVTT_TYPE: &str = "text/vtt; charset=utf-8";
 const VIDEO_INIT_TYPE: &str = "video/mp4";
 const AUDIO_INIT_TYPE: &str = "audio/mp4";
 /// IANA's type for CMAF/ISO BMFF media segments (RFC 8216 §3.3 leaves the type open).
@@ -36,6 +43,9 @@ const EXPOSE_HEADERS: &str = "Content-Length, Content-Range, ETag";
 const ALLOW_HEADERS: &str = "Range, If-None-Match, If-Range";
 /// How long a browser may cache a preflight answer.
 const PREFLIGHT_MAX_AGE: &str = "86400";
+/// A VOD playlist, MPD, subtitle file or poster changes only when its asset is
+/// ingested again; a few minutes keeps caches useful and lets a re-ingest show soon.
+const VOD_DESCRIPTION_CACHE: &str = "public, max-age=300";
 /// What a client should wait before asking again for a channel that is starting.
 const RETRY_AFTER_SECS: &str = "1";
 
@@ -50,8 +60,15 @@ pub(crate) fn playlist_cache_control(target_duration: Duration) -> String {
     }
 }
 
-/// Answers one request from the store.
-pub(crate) fn respond<B>(store: &SegmentStore, req: &Request<B>) -> Response<Body> {
+/// Where answers come from: the live window in memory, and the VOD library on disk.
+pub(crate) struct Sources {
+    pub store: Arc<SegmentStore>,
+    /// `{data}/vod`; `None` serves no VOD.
+    pub vod_root: Option<PathBuf>,
+}
+
+/// Answers one request.
+pub(crate) async fn respond<B>(sources: &Sources, req: &Request<B>) -> Response<Body> {
     let method = req.method();
     if !is_origin_form(req) {
         return error(StatusCode::BAD_REQUEST, method);
@@ -66,7 +83,11 @@ pub(crate) fn respond<B>(store: &SegmentStore, req: &Request<B>) -> Response<Bod
         _ => return method_not_allowed(method),
     }
     let resource = match route {
-        Ok(route) => lookup(store, &route),
+        Ok(Route::Vod { asset, file }) => match &sources.vod_root {
+            Some(root) => vod_file(root, &asset, &file).await,
+            None => Err(Missing::NotFound),
+        },
+        Ok(route) => lookup(&sources.store, &route),
         Err(_) => Err(Missing::NotFound),
     };
     let response = match resource {
@@ -120,6 +141,30 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
             cache_control: NO_STORE.to_owned(),
             etag: None,
         }),
+        // ISO/IEC 23009-1 5.8.5.7 (`urn:mpeg:dash:utc:http-iso:2014`): the time as an
+        // ISO 8601 UTC date-time; a player corrects its clock by it, so never cached.
+        Route::Time => Ok(Resource {
+            body: Bytes::from(utc_now()),
+            content_type: TEXT_TYPE,
+            cache_control: NO_STORE.to_owned(),
+            etag: None,
+        }),
+        Route::Manifest { channel } => {
+            let live = store.channel(channel).ok_or(Missing::NotFound)?;
+            let body = live.manifest().ok_or_else(|| {
+                // A channel that lists its HLS variants but no MPD has no DASH.
+                if live.master_playlist().is_some() {
+                    Missing::NotFound
+                } else {
+                    Missing::NotYet
+                }
+            })?;
+            let mut resource = playlist(body, &live);
+            resource.content_type = MPD_TYPE;
+            Ok(resource)
+        }
+        // Answered from disk by `vod_file`.
+        Route::Vod { .. } => Err(Missing::NotFound),
         Route::Master { channel } => {
             let live = store.channel(channel).ok_or(Missing::NotFound)?;
             let body = live.master_playlist().ok_or(Missing::NotYet)?;
@@ -181,6 +226,57 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
                 etag: Some(etag),
             })
         }
+    }
+}
+
+/// `2026-11-21T12:00:00.123Z`.
+fn utc_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A file of a published VOD asset: `{root}/{asset}` is a link to the published
+/// version's folder (see `vod::Library`), read once so the tag and the bytes come from
+/// one version even while a re-ingest swaps the link. `asset` and `file` were checked
+/// by the router; the version is a single name the library wrote.
+async fn vod_file(root: &Path, asset: &str, file: &VodFile) -> Result<Resource, Missing> {
+    let version = tokio::fs::read_link(root.join(asset))
+        .await
+        .map_err(|_| Missing::NotFound)?;
+    let version = version
+        .to_str()
+        .filter(|v| !v.is_empty() && !v.starts_with('.') && !v.contains('/'))
+        .ok_or(Missing::NotFound)?;
+    let relative = file.relative_path();
+    let body = tokio::fs::read(root.join(version).join(&relative))
+        .await
+        .map_err(|_| Missing::NotFound)?;
+    let body = Bytes::from(body);
+    let (content_type, cache_control) = match file {
+        VodFile::Master
+        | VodFile::MediaPlaylist { .. }
+        | VodFile::IFramePlaylist { .. }
+        | VodFile::SubtitlePlaylist { .. } => (PLAYLIST_TYPE, VOD_DESCRIPTION_CACHE),
+        VodFile::Manifest => (MPD_TYPE, VOD_DESCRIPTION_CACHE),
+        VodFile::Subtitles { .. } => (WEBVTT_TYPE, VOD_DESCRIPTION_CACHE),
+        VodFile::Poster { extension } => (poster_type(extension), VOD_DESCRIPTION_CACHE),
+        VodFile::Init { track } if track == AUDIO_TRACK => (AUDIO_INIT_TYPE, IMMUTABLE),
+        VodFile::Init { .. } => (VIDEO_INIT_TYPE, IMMUTABLE),
+        VodFile::Segment { .. } => (SEGMENT_TYPE, IMMUTABLE),
+    };
+    let etag = etag::for_file(version, &relative.to_string_lossy(), body.len() as u64);
+    Ok(Resource {
+        body,
+        content_type,
+        cache_control: cache_control.to_owned(),
+        etag: Some(etag),
+    })
+}
+
+fn poster_type(extension: &str) -> &'static str {
+    match extension {
+        "png" => "image/png",
+        "webp" => "image/webp",
+        _ => "image/jpeg",
     }
 }
 
@@ -371,11 +467,12 @@ fn insert_text(headers: &mut HeaderMap, name: HeaderName, text: &str) {
 mod tests {
     use super::*;
     use crate::store::StoredSegment;
+    use futures_util::FutureExt;
     use http_body_util::BodyExt;
 
     const SEGMENT: &[u8] = b"0123456789abcdefghij";
 
-    fn store() -> std::sync::Arc<SegmentStore> {
+    fn store() -> Arc<SegmentStore> {
         let store = SegmentStore::new();
         let live = store.channel_or_insert("news", Duration::from_secs(6));
         live.publish_master(Bytes::from_static(b"#EXTM3U\nmaster\n"));
@@ -398,7 +495,18 @@ mod tests {
         builder.body(()).expect("test request")
     }
 
-    fn get(store: &SegmentStore, target: &str, headers: &[(&str, &str)]) -> Response<Body> {
+    /// Live answers never wait, so their future is ready at once.
+    fn respond(store: &Arc<SegmentStore>, req: &Request<()>) -> Response<Body> {
+        let sources = Sources {
+            store: Arc::clone(store),
+            vod_root: None,
+        };
+        super::respond(&sources, req)
+            .now_or_never()
+            .expect("a live answer is ready at once")
+    }
+
+    fn get(store: &Arc<SegmentStore>, target: &str, headers: &[(&str, &str)]) -> Response<Body> {
         respond(store, &request(Method::GET, target, headers))
     }
 
@@ -592,5 +700,194 @@ mod tests {
             );
             assert_eq!(header(&response, "allow"), Some(ALLOW), "{method}");
         }
+    }
+
+    #[test]
+    fn the_live_mpd_is_a_dash_manifest_cached_like_a_playlist() {
+        let store = store();
+        // Master published, no MPD: this channel has no DASH.
+        let response = get(&store, "/live/news/manifest.mpd", &[]);
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let starting = store.channel_or_insert("starting", Duration::from_secs(2));
+        let response = get(&store, "/live/starting/manifest.mpd", &[]);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        starting.publish_manifest(Bytes::from_static(b"<MPD/>"));
+        let response = get(&store, "/live/starting/manifest.mpd", &[]);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "content-type"), Some(MPD_TYPE));
+        assert_eq!(header(&response, "cache-control"), Some("max-age=1"));
+        assert_eq!(
+            header(&response, "etag"),
+            Some(etag::for_content(b"<MPD/>").as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn time_is_iso_8601_utc_to_the_millisecond_and_never_cached() {
+        let store = store();
+        let before = chrono::Utc::now();
+        let response = get(&store, "/time", &[]);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "cache-control"), Some(NO_STORE));
+        assert_eq!(header(&response, "content-type"), Some(TEXT_TYPE));
+        let text = String::from_utf8(body(response).await).unwrap();
+        assert_eq!(text.len(), "2026-11-21T12:00:00.123Z".len(), "{text}");
+        assert!(text.ends_with('Z'), "{text}");
+        let time = chrono::DateTime::parse_from_rfc3339(&text).unwrap();
+        let skew = time.with_timezone(&chrono::Utc) - before;
+        assert!(skew.num_milliseconds().abs() < 5_000, "{text}");
+    }
+
+    /// `{root}/film -> film.v1`, with a segment, a playlist, an init segment, a
+    /// subtitle file and a poster.
+    struct Library(PathBuf);
+
+    impl Library {
+        fn new() -> Self {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let root = std::env::temp_dir()
+                .join(format!("headend-origin-vod-{}-{nanos}", std::process::id()));
+            for version in ["film.v1", "film.v2"] {
+                let dir = root.join(version);
+                std::fs::create_dir_all(dir.join("720p")).unwrap();
+                std::fs::create_dir_all(dir.join("audio")).unwrap();
+                std::fs::create_dir_all(dir.join("subs")).unwrap();
+                std::fs::write(dir.join("720p/0.m4s"), SEGMENT).unwrap();
+                std::fs::write(dir.join("720p/index.m3u8"), version).unwrap();
+                std::fs::write(dir.join("720p/init.mp4"), b"video-init").unwrap();
+                std::fs::write(dir.join("audio/init.mp4"), b"audio-init").unwrap();
+                std::fs::write(dir.join("subs/en.vtt"), b"WEBVTT\n").unwrap();
+                std::fs::write(dir.join("manifest.mpd"), b"<MPD/>").unwrap();
+                std::fs::write(dir.join("poster.png"), b"png").unwrap();
+                std::fs::write(dir.join("asset.json"), b"{}").unwrap();
+            }
+            std::os::unix::fs::symlink("film.v1", root.join("film")).unwrap();
+            Library(root)
+        }
+
+        fn relink(&self, version: &str) {
+            let link = self.0.join("film.link");
+            std::os::unix::fs::symlink(version, &link).unwrap();
+            std::fs::rename(&link, self.0.join("film")).unwrap();
+        }
+
+        async fn get(&self, target: &str, headers: &[(&str, &str)]) -> Response<Body> {
+            let sources = Sources {
+                store: SegmentStore::new(),
+                vod_root: Some(self.0.clone()),
+            };
+            super::respond(&sources, &request(Method::GET, target, headers)).await
+        }
+    }
+
+    impl Drop for Library {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn vod_files_have_their_types_and_caching() {
+        let library = Library::new();
+        let cases = [
+            ("/vod/film/720p/0.m4s", SEGMENT_TYPE, IMMUTABLE, SEGMENT),
+            (
+                "/vod/film/720p/init.mp4",
+                VIDEO_INIT_TYPE,
+                IMMUTABLE,
+                &b"video-init"[..],
+            ),
+            (
+                "/vod/film/audio/init.mp4",
+                AUDIO_INIT_TYPE,
+                IMMUTABLE,
+                &b"audio-init"[..],
+            ),
+            (
+                "/vod/film/720p/index.m3u8",
+                PLAYLIST_TYPE,
+                VOD_DESCRIPTION_CACHE,
+                &b"film.v1"[..],
+            ),
+            (
+                "/vod/film/manifest.mpd",
+                MPD_TYPE,
+                VOD_DESCRIPTION_CACHE,
+                &b"<MPD/>"[..],
+            ),
+            (
+                "/vod/film/subs/en.vtt",
+                WEBVTT_TYPE,
+                VOD_DESCRIPTION_CACHE,
+                &b"WEBVTT\n"[..],
+            ),
+            (
+                "/vod/film/poster.png",
+                "image/png",
+                VOD_DESCRIPTION_CACHE,
+                &b"png"[..],
+            ),
+        ];
+        for (target, content_type, cache_control, content) in cases {
+            let response = library.get(target, &[]).await;
+            assert_eq!(response.status(), StatusCode::OK, "{target}");
+            assert_eq!(
+                header(&response, "content-type"),
+                Some(content_type),
+                "{target}"
+            );
+            assert_eq!(
+                header(&response, "cache-control"),
+                Some(cache_control),
+                "{target}"
+            );
+            assert_eq!(header(&response, "access-control-allow-origin"), Some("*"));
+            assert_eq!(body(response).await, content, "{target}");
+        }
+        for target in [
+            "/vod/other/720p/0.m4s",
+            "/vod/film/720p/1.m4s",
+            "/vod/film/1080p/index.m3u8",
+            "/vod/film/subs/fr.vtt",
+            "/vod/film/poster.jpg",
+            "/vod/film/asset.json",
+            "/vod/film.v1/720p/0.m4s",
+        ] {
+            let response = library.get(target, &[]).await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{target}");
+            assert_eq!(
+                header(&response, "cache-control"),
+                Some(NO_STORE),
+                "{target}"
+            );
+        }
+        // No library configured: nothing under /vod.
+        let response = get(&store(), "/vod/film/720p/0.m4s", &[]);
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn vod_segments_take_ranges_and_tags_follow_the_version() {
+        let library = Library::new();
+        let target = "/vod/film/720p/0.m4s";
+        let response = library.get(target, &[("range", "bytes=5-9")]).await;
+        assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(header(&response, "content-range"), Some("bytes 5-9/20"));
+        let tag = header(&response, "etag").unwrap().to_owned();
+        assert_eq!(body(response).await, b"56789");
+        let response = library.get(target, &[("range", "bytes=20-")]).await;
+        assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
+        let response = library.get(target, &[("if-none-match", &tag)]).await;
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+        // A re-ingest publishes a new version: the same bytes get a new tag.
+        library.relink("film.v2");
+        let response = library.get(target, &[("if-none-match", &tag)]).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_ne!(header(&response, "etag"), Some(tag.as_str()));
+        let playlist = library.get("/vod/film/720p/index.m3u8", &[]).await;
+        assert_eq!(body(playlist).await, b"film.v2");
     }
 }

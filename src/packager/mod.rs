@@ -308,10 +308,12 @@ impl Packager {
             // The first run's Period starts at `availabilityStartTime` itself
             // (`Period@start` 0), which GStreamer 1.22's DASH clients need: they place
             // a live Period's segments as if its start were 0.
-            let availability_start = *self
-                .availability_start
-                .get_or_insert_with(|| whole_millisecond_before(period_start));
-            let period_start = period_start.max(availability_start);
+            let period_start = match self.availability_start {
+                Some(availability_start) => period_start.max(availability_start),
+                None => *self
+                    .availability_start
+                    .insert(whole_millisecond_before(period_start)),
+            };
             self.periods.push_back((self.epoch, period_start));
         }
     }

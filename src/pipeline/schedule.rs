@@ -14,8 +14,11 @@ use gst::prelude::*;
 use tracing::debug;
 
 /// How far ahead of the video the split requests are made: the audio branch may run
-/// ahead of the video, and a request for a time a muxer has passed is ignored.
+/// ahead of the video, and a request for a time a muxer has passed is ignored. A live
+/// pipeline runs in real time; a file is decoded as fast as it goes, with the audio up
+/// to its queue ahead.
 const SPLIT_LOOKAHEAD_SEGMENTS: u64 = 2;
+const MEDIA_SPLIT_LOOKAHEAD_SEGMENTS: u64 = 16;
 
 /// Which timeline the schedule counts multiples on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +136,11 @@ impl Schedule {
         if state.next_keyframe.is_none_or(|next| now >= next) {
             state.next_keyframe = Some(next_multiple_after(now, self.gop));
         }
-        let horizon = now + SPLIT_LOOKAHEAD_SEGMENTS * self.segment;
+        let lookahead = match self.timeline {
+            Timeline::WallClock => SPLIT_LOOKAHEAD_SEGMENTS,
+            Timeline::Media => MEDIA_SPLIT_LOOKAHEAD_SEGMENTS,
+        };
+        let horizon = now + lookahead * self.segment;
         let mut splits = Vec::new();
         let mut boundary = match state.requested_until {
             Some(done) => done + self.segment,

@@ -4,7 +4,7 @@
 //! wall clock, no pacing. What to do with the fragments is the caller's (`MediaSink`).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,7 +80,11 @@ pub fn transcode<S: MediaSink>(
         return Err(fail("not a readable file".into()));
     }
     let sink = Arc::new(Mutex::new(sink));
-    let output: Arc<dyn TrackOutput> = Arc::new(VodOutput(sink.clone()));
+    let done_until = Arc::new(AtomicU64::new(0));
+    let output: Arc<dyn TrackOutput> = Arc::new(VodOutput {
+        sink: sink.clone(),
+        done_until: done_until.clone(),
+    });
     let Built {
         pipeline,
         has_audio,
@@ -94,12 +98,10 @@ pub fn transcode<S: MediaSink>(
         let duration = pipeline
             .query_duration::<gst::ClockTime>()
             .map(|d| Duration::from_nanos(d.nseconds()));
-        if let Some(position) = pipeline.query_position::<gst::ClockTime>() {
-            progress(Progress {
-                position: Duration::from_nanos(position.nseconds()),
-                duration,
-            });
-        }
+        progress(Progress {
+            position: Duration::from_nanos(done_until.load(Ordering::SeqCst)),
+            duration,
+        });
         let Some(message) = message else { continue };
         match message.view() {
             gst::MessageView::Eos(_) => return Ok(duration),
@@ -142,23 +144,28 @@ const PROGRESS_INTERVAL_MS: u64 = 250;
 /// Application message posted when the file turns out to have no video stream.
 const NO_VIDEO: &str = "headend-no-video";
 
-struct VodOutput<S>(Arc<Mutex<S>>);
+struct VodOutput<S> {
+    sink: Arc<Mutex<S>>,
+    /// End of the furthest fragment out of any muxer, in nanoseconds: how far the
+    /// transcode really is (the demuxer's position runs ahead of the encoders).
+    done_until: Arc<AtomicU64>,
+}
 
 impl<S: MediaSink> TrackOutput for VodOutput<S> {
     fn init(&self, track: usize, init: Bytes, media: TrackMedia) {
-        self.0
+        self.sink
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .init(track, init, media);
     }
 
     fn fragment(&self, track: usize, data: Bytes, start: u64, duration: Duration) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).fragment(
-            track,
-            data,
-            Duration::from_nanos(start),
-            duration,
-        );
+        let end = start.saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+        self.done_until.fetch_max(end, Ordering::SeqCst);
+        self.sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fragment(track, data, Duration::from_nanos(start), duration);
     }
 }
 
@@ -244,10 +251,14 @@ fn build(
     for (track, rendition) in ladder.renditions.iter().enumerate() {
         let mux = build_video_branch(&pipeline, &tee, rendition, ladder, encoder)?;
         configure_vod_mux(&mux, ladder);
+        schedule.add_muxer(&mux);
         attach_appsink(&pipeline, &mux, output, track, Timeline::Media, "vod")?;
     }
     let audio_mux = build_audio_branch(&pipeline, &audio_caps, ladder)?;
     configure_vod_mux(&audio_mux, ladder);
+    // Audio has no keyframes to cut at: it is split at every segment boundary, so its
+    // segments end where the video's do.
+    schedule.add_muxer(&audio_mux);
     attach_appsink(
         &pipeline,
         &audio_mux,

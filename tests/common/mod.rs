@@ -160,11 +160,17 @@ impl Headend {
     pub fn start(catalog_yaml: &str) -> Self {
         let dir = TempDir::new("live");
         let catalog = dir.write("catalog.yaml", &[catalog_yaml.as_bytes()]);
+        Self::start_in(dir, &catalog, &[])
+    }
+
+    /// Starts the headend on a catalog file already in `dir` (beside the media it
+    /// names), with more `headend run` options (`--data DIR`), logging into `dir`.
+    pub fn start_in(dir: TempDir, catalog: &Path, args: &[&str]) -> Self {
         let log = dir.path().join("headend.log");
         let mut failure = String::new();
         for _ in 0..START_ATTEMPTS {
             let addr = free_loopback_port();
-            let mut child = spawn(&catalog, addr, &log);
+            let mut child = spawn(catalog, addr, &log, args);
             match wait_listening(&mut child, addr) {
                 Ok(()) => {
                     return Self {
@@ -328,13 +334,14 @@ impl Drop for Headend {
     }
 }
 
-fn spawn(catalog: &Path, addr: SocketAddr, log: &Path) -> Child {
+fn spawn(catalog: &Path, addr: SocketAddr, log: &Path, args: &[&str]) -> Child {
     let log_file =
         fs::File::create(log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
     Command::new(env!("CARGO_BIN_EXE_headend"))
         .arg("run")
         .arg("--listen")
         .arg(addr.to_string())
+        .args(args)
         .arg(catalog)
         // Plain text in the log, so a failure message quotes it readably.
         .env("NO_COLOR", "1")
