@@ -245,7 +245,7 @@ fn ad_hoc_asset(path: &Path, ladder: &str) -> anyhow::Result<VodAsset> {
         .take(64)
         .collect();
     anyhow::ensure!(
-        vod::is_asset_id(&id),
+        headend::catalog::is_url_segment(&id),
         "cannot make an asset id from the file name of {}",
         path.display()
     );

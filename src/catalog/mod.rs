@@ -32,6 +32,7 @@ pub use channel::{Channel, Outputs, Source, SourceScheme};
 pub use encoder::{BitrateUnit, EncoderProfile};
 pub use error::{CatalogError, Problem};
 pub use ladder::{Audio, AudioCodec, H264Profile, Ladder, Rendition};
+pub use validate::is_url_segment;
 
 use document::Document;
 use position::{Position, Positions};

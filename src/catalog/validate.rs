@@ -302,7 +302,10 @@ fn defined(names: &HashMap<&str, Place>, what: &str) -> String {
     format!("defined: {}", names.join(", "))
 }
 
-fn is_url_segment(name: &str) -> bool {
+/// Channel, ladder-rung and asset names: a URL path segment as the catalog allows it
+/// (`[a-z0-9][a-z0-9_-]*`, at most 64 characters). No dots, so a name never reaches a
+/// dot-segment, a staging folder or a version folder.
+pub fn is_url_segment(name: &str) -> bool {
     let mut chars = name.chars();
     let first_ok = chars
         .next()

@@ -9,6 +9,8 @@
 
 use std::path::PathBuf;
 
+use crate::catalog::is_url_segment;
+
 /// One origin route, with its names percent-decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
@@ -116,7 +118,7 @@ pub(crate) fn parse(path: &str) -> Result<Route, RouteError> {
         ["healthz"] => Ok(Route::Health),
         ["time"] => Ok(Route::Time),
         ["vod", asset, rest @ ..] => {
-            if !is_name(asset) {
+            if !is_url_segment(asset) {
                 return Err(RouteError::NotFound);
             }
             Ok(Route::Vod {
@@ -194,7 +196,7 @@ fn vod_file(names: &[&str]) -> Option<VodFile> {
                 VodFile::Subtitles { lang }
             }
         }
-        [track, file] if is_name(track) => {
+        [track, file] if is_url_segment(track) => {
             let track = (*track).to_owned();
             match *file {
                 "index.m3u8" => VodFile::MediaPlaylist { track },
@@ -209,17 +211,6 @@ fn vod_file(names: &[&str]) -> Option<VodFile> {
         _ => return None,
     };
     Some(file)
-}
-
-/// Asset and track names: the catalog's URL segments (`^[a-z0-9][a-z0-9_-]*$`, at
-/// most 64 characters). No dots, so a name never reaches a staging or version folder.
-fn is_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.len() <= 64
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 /// A subtitle language as the catalog takes it (RFC 5646 shape): letters, digits and

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use super::fingerprint::FORMAT_VERSION;
+use crate::catalog::is_url_segment;
 
 /// Prefix of staging directories.
 const STAGING_PREFIX: &str = ".tmp-";
@@ -234,7 +235,7 @@ impl Library {
         let names = self.entry_names()?;
         let linked: Vec<PathBuf> = names
             .iter()
-            .filter(|name| is_asset_id(name))
+            .filter(|name| is_url_segment(name))
             .filter_map(|name| fs::read_link(self.root.join(name)).ok())
             .collect();
         let mut removed = Vec::new();
@@ -246,7 +247,7 @@ impl Library {
             {
                 !owner_alive(rest)
             } else if let Some((id, _)) = name.split_once('.') {
-                is_asset_id(id)
+                is_url_segment(id)
                     && !linked.iter().any(|l| l == Path::new(name))
                     && older_than(&path, ORPHAN_AGE)
             } else {
@@ -267,16 +268,6 @@ impl Library {
         }
         Ok(removed)
     }
-}
-
-/// Asset ids are the catalog's URL segments: `[a-z0-9][a-z0-9_-]*`, at most 64.
-pub fn is_asset_id(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.len() <= 64
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 /// `{id}-{pid}-{nanos}`: whether process `pid` still runs (Linux `/proc`). A name

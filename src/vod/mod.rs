@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 pub use fingerprint::{fingerprint, FingerprintError, FORMAT_VERSION};
 pub use ingest::{ingest, settings, spawn_background, Outcome};
-pub use library::{is_asset_id, AssetRecord, Library, SubtitleRecord, TrackRecord, ASSET_JSON};
+pub use library::{AssetRecord, Library, SubtitleRecord, TrackRecord, ASSET_JSON};
 pub use package::PackageError;
 pub use writer::{AssetWriter, Keyframe, SegmentRecord, TrackOutput, WriteError, INIT_NAME};
 
