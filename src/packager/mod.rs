@@ -198,6 +198,19 @@ impl Packager {
     pub fn push_fragment(&mut self, id: TrackId, fragment: Fragment) -> Option<u64> {
         let segment_duration = self.segment_duration;
         let track = self.tracks.get_mut(id)?;
+        // A fragment that starts at or past the open segment's boundary belongs to the
+        // next segment: the open one ended early (a gap in the media), and it is closed
+        // as it is rather than joined with the next, which would skip a number.
+        let ended_early = track
+            .open
+            .as_ref()
+            .map(|open| next_boundary(open.start + BOUNDARY_TOLERANCE, segment_duration))
+            .filter(|&boundary| fragment.start + BOUNDARY_TOLERANCE >= boundary);
+        if let Some(boundary) = ended_early {
+            debug!(track = %track.name, "A segment ended early; closing it.");
+            self.close_open(id, boundary);
+        }
+        let track = self.tracks.get_mut(id)?;
         let end = fragment.start + fragment.duration;
         let open = track.open.get_or_insert_with(|| OpenSegment {
             start: fragment.start,
@@ -207,24 +220,10 @@ impl Packager {
         open.parts.push(fragment.data);
         open.end = end;
         let boundary = next_boundary(open.start + BOUNDARY_TOLERANCE, segment_duration);
-        if open.end + BOUNDARY_TOLERANCE < boundary {
+        if open.end + BOUNDARY_TOLERANCE >= boundary {
+            self.close_open(id, boundary);
+        } else if ended_early.is_none() {
             return None;
-        }
-        let open = track.open.take()?;
-        let closed = ClosedSegment {
-            clock_index: segment_index_ending_at(boundary, segment_duration),
-            start: open.start,
-            end: open.end,
-            data: concat(open.parts),
-        };
-        {
-            let window = self.window;
-            let held = &mut self.tracks.get_mut(id)?.held;
-            held.push_back(closed);
-            // A track that never makes a segment must not grow the others' memory.
-            while held.len() > window {
-                held.pop_front();
-            }
         }
         let published = self.release();
         self.publish_master();
@@ -234,6 +233,29 @@ impl Packager {
             .rev()
             .find(|(track, _)| *track == id)
             .map(|(_, sequence)| sequence)
+    }
+
+    /// Closes a track's open segment as the one ending at `boundary`, and holds it
+    /// until every track has reached that boundary.
+    fn close_open(&mut self, id: TrackId, boundary: SystemTime) {
+        let segment_duration = self.segment_duration;
+        let window = self.window;
+        let Some(track) = self.tracks.get_mut(id) else {
+            return;
+        };
+        let Some(open) = track.open.take() else {
+            return;
+        };
+        track.held.push_back(ClosedSegment {
+            clock_index: segment_index_ending_at(boundary, segment_duration),
+            start: open.start,
+            end: open.end,
+            data: concat(open.parts),
+        });
+        // A track that never makes a segment must not grow the others' memory.
+        while track.held.len() > window {
+            track.held.pop_front();
+        }
     }
 
     /// Publishes the closed segments every track has got past. A segment is held until
@@ -715,6 +737,29 @@ mod tests {
         let pl = m3u8_rs::parse_media_playlist_res(&ch.media_playlist("720p").unwrap()).unwrap();
         let durations: Vec<f32> = pl.segments.iter().map(|s| s.duration).collect();
         assert_eq!(durations, [1.42, 1.96, 2.0]);
+    }
+
+    #[test]
+    fn a_segment_that_ends_early_keeps_its_number() {
+        let (mut p, ch) = packager_of(&["720p"]);
+        let frag = |start_ms: u64, dur_ms: u64, byte: u8| Fragment {
+            data: Bytes::from(vec![byte; 2]),
+            start: at_ms(start_ms),
+            duration: Duration::from_millis(dur_ms),
+        };
+        assert_eq!(p.push_fragment(0, frag(2_000_000, 2_000, 1)), Some(1000));
+        // The media stops 300 ms short of the boundary; the next fragment starts at it.
+        assert_eq!(p.push_fragment(0, frag(2_002_000, 1_700, 2)), None);
+        assert_eq!(p.push_fragment(0, frag(2_004_000, 1_000, 3)), Some(1001));
+        assert_eq!(p.push_fragment(0, frag(2_005_000, 1_000, 4)), Some(1002));
+        assert_eq!(ch.segment("720p", 1001), Some(Bytes::from_static(&[2, 2])));
+        assert_eq!(
+            ch.segment("720p", 1002),
+            Some(Bytes::from_static(&[3, 3, 4, 4]))
+        );
+        let pl = m3u8_rs::parse_media_playlist_res(&ch.media_playlist("720p").unwrap()).unwrap();
+        let durations: Vec<f32> = pl.segments.iter().map(|s| s.duration).collect();
+        assert_eq!(durations, [2.0, 1.7, 2.0]);
     }
 
     /// A packager with a video track (0) and an audio track (1).

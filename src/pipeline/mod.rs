@@ -84,7 +84,8 @@ impl ChannelPipeline {
 
         for rendition in &ladder.renditions {
             let track = track_id(&packager, &rendition.name)?;
-            let mux = build_video_branch(&pipeline, &video_tee, rendition, ladder, encoder)?;
+            let mux =
+                build_video_branch(&pipeline, &video_tee, rendition, ladder, encoder, &schedule)?;
             configure_live_mux(&mux, ladder);
             schedule.add_muxer(&mux);
             attach_appsink(
@@ -131,6 +132,7 @@ fn build_video_branch(
     rendition: &Rendition,
     ladder: &Ladder,
     profile: &EncoderProfile,
+    schedule: &Schedule,
 ) -> Result<gst::Element, PipelineError> {
     let queue = make_queue()?;
     let scale = make("videoscale")?;
@@ -173,6 +175,10 @@ fn build_video_branch(
     gst::Element::link_many([
         tee, &queue, &scale, &rate, &raw_caps, &encoder, &h264_caps, &parse, &mux,
     ])?;
+    let raw = raw_caps
+        .static_pad("src")
+        .ok_or_else(|| PipelineError::Config("capsfilter has no src pad".into()))?;
+    schedule.force_keyframes(&raw);
     Ok(mux)
 }
 
@@ -250,7 +256,7 @@ fn drop_overlapping_frames(pad: &gst::Pad) {
 
 fn make_cmafmux() -> Result<gst::Element, PipelineError> {
     let mux = make("cmafmux")?;
-    // Keyframes are forced by the schedule for all renditions at once.
+    // Keyframes are forced by the schedule, on the same multiples in every rendition.
     mux.set_property("send-force-keyunit", false);
     Ok(mux)
 }

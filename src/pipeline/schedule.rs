@@ -1,11 +1,17 @@
 //! The shared keyframe and segment schedule of a channel, on the wall clock.
 //!
-//! One probe sits on the decoded video before the tee. When a frame reaches the next
-//! multiple of the GOP (in wall-clock time) it sends a downstream force-key-unit event
-//! ahead of that frame, which every rendition's encoder obeys for the same frame,
-//! whatever the encoder element. Ahead of time it asks every `cmafmux` (video and
-//! audio) to split at each multiple of the segment duration with the
-//! `split-at-running-time` action signal (gst-plugin-fmp4 0.14).
+//! Keyframes fall on multiples of the GOP and segments end on multiples of the
+//! segment duration, counted on one timeline for every rendition.
+//!
+//! - Each rendition forces its own keyframes, on its own frames after its frame rate
+//!   cap: the first frame at or past each GOP multiple gets a downstream
+//!   force-key-unit event right ahead of it. A full-rate rendition keys the very frame
+//!   the source has at the boundary; a capped one keys its first frame past it. (One
+//!   event sent before `videorate` would reach the encoder while `videorate` still holds
+//!   frames from before the boundary, and a capped rendition could miss it.)
+//! - One probe ahead of the tee asks every `cmafmux` (video and audio) to split at each
+//!   multiple of the segment duration, ahead of time, with the `split-at-running-time`
+//!   action signal (gst-plugin-fmp4 0.14).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,23 +41,21 @@ pub struct Schedule {
     gop: u64,
     segment: u64,
     muxers: Arc<Mutex<Vec<gst::glib::WeakRef<gst::Element>>>>,
-    state: Arc<Mutex<State>>,
+    splits: Arc<Mutex<SplitState>>,
 }
 
-/// Progress through the schedule, in wall-clock nanoseconds.
+/// Progress through the split requests, in timeline nanoseconds.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct State {
-    next_keyframe: Option<u64>,
+struct SplitState {
     requested_until: Option<u64>,
     last_frame: Option<u64>,
 }
 
-/// What to do for one frame at wall-clock time `now`.
-#[derive(Debug, PartialEq, Eq)]
-struct Step {
-    force_keyframe: bool,
-    /// Wall-clock times at which every muxer should split.
-    splits: Vec<u64>,
+/// Progress of one rendition's keyframes, in timeline nanoseconds.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct KeyframeState {
+    next_keyframe: Option<u64>,
+    last_frame: Option<u64>,
 }
 
 impl Schedule {
@@ -61,7 +65,7 @@ impl Schedule {
             gop: (gop.as_nanos() as u64).max(1),
             segment: (segment.as_nanos() as u64).max(1),
             muxers: Arc::default(),
-            state: Arc::default(),
+            splits: Arc::default(),
         }
     }
 
@@ -72,40 +76,58 @@ impl Schedule {
             .push(mux.downgrade());
     }
 
-    /// Installs the probe on the pad that feeds the video tee.
+    /// Installs the split probe on the pad that feeds the video tee.
     pub fn attach(&self, pad: &gst::Pad) {
         let schedule = self.clone();
         pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-            let Some(buffer) = info.buffer() else {
-                return gst::PadProbeReturn::Ok;
-            };
-            let base = match schedule.timeline {
-                Timeline::WallClock => pad.parent_element().and_then(|e| e.base_time()),
-                Timeline::Media => Some(gst::ClockTime::ZERO),
-            };
-            let (Some(pts), Some(base)) = (buffer.pts(), base) else {
-                return gst::PadProbeReturn::Ok;
-            };
-            let Some(running_time) = super::running_time(pad, pts) else {
-                return gst::PadProbeReturn::Ok;
-            };
-            let now = (base + running_time).nseconds();
-            let step = {
-                let mut state = schedule.state.lock().unwrap_or_else(|e| e.into_inner());
-                schedule.step(&mut state, now)
-            };
-            if step.force_keyframe {
-                let event = gst_video::DownstreamForceKeyUnitEvent::builder()
-                    .running_time(running_time)
-                    .all_headers(true)
-                    .build();
-                pad.push_event(event);
-            }
-            if !step.splits.is_empty() {
-                schedule.request_splits(base, &step.splits);
+            if let Some((base, _, now)) = schedule.frame_time(pad, info) {
+                let splits = {
+                    let mut state = schedule.splits.lock().unwrap_or_else(|e| e.into_inner());
+                    schedule.split_step(&mut state, now)
+                };
+                if !splits.is_empty() {
+                    schedule.request_splits(base, &splits);
+                }
             }
             gst::PadProbeReturn::Ok
         });
+    }
+
+    /// Installs one rendition's keyframe probe on the raw video its encoder takes in.
+    pub fn force_keyframes(&self, pad: &gst::Pad) {
+        let schedule = self.clone();
+        let state = Mutex::new(KeyframeState::default());
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            if let Some((_, running_time, now)) = schedule.frame_time(pad, info) {
+                let force = {
+                    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                    schedule.keyframe_step(&mut state, now)
+                };
+                if force {
+                    let event = gst_video::DownstreamForceKeyUnitEvent::builder()
+                        .running_time(running_time)
+                        .all_headers(true)
+                        .build();
+                    pad.push_event(event);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+
+    /// The base time, running time and timeline time of the buffer in a probe.
+    fn frame_time(
+        &self,
+        pad: &gst::Pad,
+        info: &gst::PadProbeInfo,
+    ) -> Option<(gst::ClockTime, gst::ClockTime, u64)> {
+        let pts = info.buffer()?.pts()?;
+        let base = match self.timeline {
+            Timeline::WallClock => pad.parent_element().and_then(|e| e.base_time())?,
+            Timeline::Media => gst::ClockTime::ZERO,
+        };
+        let running_time = super::running_time(pad, pts)?;
+        Some((base, running_time, (base + running_time).nseconds()))
     }
 
     fn request_splits(&self, base: gst::ClockTime, splits: &[u64]) {
@@ -122,13 +144,14 @@ impl Schedule {
         }
     }
 
-    fn step(&self, state: &mut State, now: u64) -> Step {
+    /// Whether the frame at `now` is a rendition's first at or past a GOP multiple.
+    fn keyframe_step(&self, state: &mut KeyframeState, now: u64) -> bool {
         // Time going backwards (a flushing seek restarted the running time): start over.
         if state.last_frame.is_some_and(|last| now + self.gop < last) {
-            *state = State::default();
+            *state = KeyframeState::default();
         }
         state.last_frame = Some(now);
-        let force_keyframe = match state.next_keyframe {
+        let force = match state.next_keyframe {
             // The first frame of a stream is a keyframe anyway.
             None => false,
             Some(next) => now >= next,
@@ -136,6 +159,15 @@ impl Schedule {
         if state.next_keyframe.is_none_or(|next| now >= next) {
             state.next_keyframe = Some(next_multiple_after(now, self.gop));
         }
+        force
+    }
+
+    /// The segment boundaries to request now, for a frame at `now`.
+    fn split_step(&self, state: &mut SplitState, now: u64) -> Vec<u64> {
+        if state.last_frame.is_some_and(|last| now + self.gop < last) {
+            *state = SplitState::default();
+        }
+        state.last_frame = Some(now);
         let lookahead = match self.timeline {
             Timeline::WallClock => SPLIT_LOOKAHEAD_SEGMENTS,
             Timeline::Media => MEDIA_SPLIT_LOOKAHEAD_SEGMENTS,
@@ -151,10 +183,7 @@ impl Schedule {
             state.requested_until = Some(boundary);
             boundary += self.segment;
         }
-        Step {
-            force_keyframe,
-            splits,
-        }
+        splits
     }
 }
 
@@ -180,7 +209,7 @@ mod tests {
     #[test]
     fn keyframes_fall_on_gop_multiples_of_the_wall_clock() {
         let sched = schedule();
-        let mut state = State::default();
+        let mut state = KeyframeState::default();
         // 25 fps from t = 100.32 s, so a frame lands exactly on each second.
         let frames: Vec<u64> = (0..100)
             .map(|i| 100 * S + 320_000_000 + i * 40_000_000)
@@ -188,32 +217,50 @@ mod tests {
         let forced: Vec<u64> = frames
             .iter()
             .copied()
-            .filter(|&t| sched.step(&mut state, t).force_keyframe)
+            .filter(|&t| sched.keyframe_step(&mut state, t))
             .collect();
         assert_eq!(forced, [101 * S, 102 * S, 103 * S, 104 * S]);
     }
 
     #[test]
+    fn a_capped_rendition_keys_its_first_frame_past_each_multiple() {
+        let sched = schedule();
+        let mut state = KeyframeState::default();
+        // 15 fps from t = 100.02 s: no frame falls on a whole second.
+        let frames: Vec<u64> = (0..60).map(|i| 100 * S + 20_000_000 + i * S / 15).collect();
+        let forced: Vec<u64> = frames
+            .iter()
+            .copied()
+            .filter(|&t| sched.keyframe_step(&mut state, t))
+            .collect();
+        assert_eq!(forced.len(), 3);
+        for (key, second) in forced.iter().zip(101..) {
+            assert!((second * S..second * S + S / 15).contains(key), "{key}");
+        }
+    }
+
+    #[test]
     fn splits_are_requested_ahead_once_each() {
         let sched = schedule();
-        let mut state = State::default();
-        let first = sched.step(&mut state, 100 * S + 300_000_000);
-        assert_eq!(first.splits, [102 * S, 104 * S]);
+        let mut state = SplitState::default();
+        let first = sched.split_step(&mut state, 100 * S + 300_000_000);
+        assert_eq!(first, [102 * S, 104 * S]);
         assert!(sched
-            .step(&mut state, 100 * S + 340_000_000)
-            .splits
+            .split_step(&mut state, 100 * S + 340_000_000)
             .is_empty());
-        let later = sched.step(&mut state, 102 * S + 500_000_000);
-        assert_eq!(later.splits, [106 * S]);
+        let later = sched.split_step(&mut state, 102 * S + 500_000_000);
+        assert_eq!(later, [106 * S]);
     }
 
     #[test]
     fn time_going_backwards_starts_the_schedule_over() {
         let sched = schedule();
-        let mut state = State::default();
-        sched.step(&mut state, 500 * S);
-        let step = sched.step(&mut state, 10 * S);
-        assert!(!step.force_keyframe);
-        assert_eq!(step.splits, [12 * S, 14 * S]);
+        let mut splits = SplitState::default();
+        sched.split_step(&mut splits, 500 * S);
+        assert_eq!(sched.split_step(&mut splits, 10 * S), [12 * S, 14 * S]);
+        let mut keys = KeyframeState::default();
+        sched.keyframe_step(&mut keys, 500 * S);
+        assert!(!sched.keyframe_step(&mut keys, 10 * S));
+        assert!(sched.keyframe_step(&mut keys, 11 * S));
     }
 }

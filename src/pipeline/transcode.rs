@@ -249,7 +249,7 @@ fn build(
     schedule.attach(&video_src);
     let tracks = track_names(ladder);
     for (track, rendition) in ladder.renditions.iter().enumerate() {
-        let mux = build_video_branch(&pipeline, &tee, rendition, ladder, encoder)?;
+        let mux = build_video_branch(&pipeline, &tee, rendition, ladder, encoder, &schedule)?;
         configure_vod_mux(&mux, ladder);
         schedule.add_muxer(&mux);
         attach_appsink(&pipeline, &mux, output, track, Timeline::Media, "vod")?;
