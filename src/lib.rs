@@ -9,4 +9,5 @@ pub mod packager;
 pub mod pipeline;
 pub mod store;
 pub mod supervisor;
+pub mod ts;
 pub mod vod;

@@ -1,0 +1,333 @@
+//! MPEG-TS over HTTP: one channel's transport stream fanned out to many clients, each
+//! started at once from a GOP cache.
+//!
+//! The hub keeps the packets since the latest keyframe, and the PAT, PMT and SDT as
+//! they were just before it. A new client gets those tables, then the cached GOP,
+//! then the live stream: its first video access unit is a keyframe, so a player shows
+//! a picture straight away instead of waiting up to a GOP for the next one. Each
+//! client has a bounded queue; one that fills (a client that stopped reading) is
+//! dropped, and nobody else notices. Null packets (constant-rate stuffing) are left
+//! out: HTTP has no use for them.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use super::{header, packets, parse_pat, parse_pmt, payload, random_access, NULL_PID, PACKET};
+use super::{PAT_PID, SDT_PID};
+
+/// H.264 in a PMT.
+const STREAM_TYPE_H264: u8 = 0x1B;
+/// A GOP cache larger than this is dropped (a source with no keyframes for long).
+const MAX_GOP_BYTES: usize = 16 << 20;
+/// Queue length of a client, in muxer buffers, until the pipeline sets one.
+const DEFAULT_QUEUE: usize = 1024;
+
+/// One channel's transport-stream fan-out.
+pub struct TsHub {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    clients: Vec<Client>,
+    queue: usize,
+    pmt_pid: Option<u16>,
+    video_pid: Option<u16>,
+    /// The latest packet of each table, by PID.
+    tables: BTreeMap<u16, [u8; PACKET]>,
+    /// The tables as they were when the cached GOP began.
+    preamble: Vec<u8>,
+    /// Packets from the latest keyframe on; empty until there is one.
+    gop: Vec<u8>,
+}
+
+struct Client {
+    queue: mpsc::Sender<Bytes>,
+    /// Waiting for a keyframe: it joined before the hub had one.
+    waiting: bool,
+}
+
+/// A client's stream of transport-stream bytes; it ends when the hub drops the client.
+pub struct Subscription {
+    queue: mpsc::Receiver<Bytes>,
+}
+
+impl futures_util::Stream for Subscription {
+    type Item = Bytes;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        self.queue.poll_recv(cx)
+    }
+}
+
+impl Default for TsHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TsHub {
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::new(State {
+                queue: DEFAULT_QUEUE,
+                ..State::default()
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets how many muxer buffers a client's queue holds (for clients joining later).
+    pub fn set_queue(&self, buffers: usize) {
+        self.state().queue = buffers.max(16);
+    }
+
+    /// A new pipeline run: the cached GOP and tables belong to the old one.
+    pub fn reset(&self) {
+        let mut state = self.state();
+        state.pmt_pid = None;
+        state.video_pid = None;
+        state.tables.clear();
+        state.preamble.clear();
+        state.gop.clear();
+    }
+
+    /// How many clients are connected.
+    pub fn clients(&self) -> usize {
+        self.state().clients.len()
+    }
+
+    /// A new client: the tables and the cached GOP first, then the live stream.
+    pub fn subscribe(&self) -> Subscription {
+        let mut state = self.state();
+        let (queue, receiver) = mpsc::channel(state.queue);
+        let waiting = state.gop.is_empty();
+        if !waiting {
+            let mut start = Vec::with_capacity(state.preamble.len() + state.gop.len());
+            start.extend(&state.preamble);
+            start.extend(&state.gop);
+            // A fresh queue always has room for its first item.
+            let _ = queue.try_send(Bytes::from(start));
+        }
+        state.clients.push(Client { queue, waiting });
+        debug!(
+            clients = state.clients.len(),
+            waiting, "A TS client joined."
+        );
+        Subscription { queue: receiver }
+    }
+
+    /// Takes one buffer of the muxer's output (whole packets).
+    pub fn push(&self, data: &[u8]) {
+        let mut state = self.state();
+        let mut chunk = Vec::with_capacity(data.len());
+        // Where in `chunk` a keyframe starts, for clients waiting for one.
+        let mut keyframe_at = None;
+        for packet in packets(data) {
+            let Some(h) = header(packet) else { continue };
+            if h.pid == NULL_PID {
+                continue;
+            }
+            state.read_tables(h.pid, packet);
+            if Some(h.pid) == state.video_pid && h.payload_unit_start && is_keyframe(packet) {
+                keyframe_at.get_or_insert(chunk.len());
+                let preamble = state.tables.values().flatten().copied().collect();
+                state.preamble = preamble;
+                state.gop.clear();
+            }
+            if !state.preamble.is_empty() {
+                state.gop.extend_from_slice(packet);
+            }
+            chunk.extend_from_slice(packet);
+        }
+        if state.gop.len() > MAX_GOP_BYTES {
+            info!(
+                bytes = state.gop.len(),
+                "No keyframe for long; dropping the GOP cache."
+            );
+            state.gop.clear();
+            state.preamble.clear();
+        }
+        if chunk.is_empty() {
+            return;
+        }
+        let chunk = Bytes::from(chunk);
+        let preamble = Bytes::from(state.preamble.clone());
+        state.clients.retain_mut(|client| {
+            let item = if client.waiting {
+                let Some(at) = keyframe_at else {
+                    return !client.queue.is_closed();
+                };
+                client.waiting = false;
+                let mut start = preamble.to_vec();
+                start.extend(&chunk[at..]);
+                Bytes::from(start)
+            } else {
+                chunk.clone()
+            };
+            match client.queue.try_send(item) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    info!("A TS client is too slow; dropping it.");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    debug!("A TS client left.");
+                    false
+                }
+            }
+        });
+    }
+}
+
+impl State {
+    /// Follows PAT → PMT → video PID, and keeps the latest copy of each table.
+    fn read_tables(&mut self, pid: u16, packet: &[u8]) {
+        let is_table = pid == PAT_PID || pid == SDT_PID || Some(pid) == self.pmt_pid;
+        if !is_table || !header(packet).is_some_and(|h| h.payload_unit_start) {
+            return;
+        }
+        if pid == PAT_PID {
+            if let Some((_, pmts)) = parse_pat(packet) {
+                self.pmt_pid = pmts.first().copied();
+            }
+        } else if Some(pid) == self.pmt_pid {
+            if let Some((_, streams)) = parse_pmt(packet) {
+                self.video_pid = streams
+                    .iter()
+                    .find(|(stream_type, _)| *stream_type == STREAM_TYPE_H264)
+                    .map(|(_, pid)| *pid);
+            }
+        }
+        if let Ok(copy) = packet.try_into() {
+            self.tables.insert(pid, copy);
+        }
+    }
+}
+
+/// Whether a video packet starting a PES begins a keyframe: the muxer's
+/// `random_access_indicator`, or an SPS or IDR NAL unit in the packet.
+fn is_keyframe(packet: &[u8]) -> bool {
+    if random_access(packet) {
+        return true;
+    }
+    let Some(pes) = payload(packet) else {
+        return false;
+    };
+    // PES header: start code (3), stream id, length (2), flags (2), header length.
+    let Some(&header_length) = pes.get(8) else {
+        return false;
+    };
+    let Some(es) = pes.get(9 + usize::from(header_length)..) else {
+        return false;
+    };
+    es.windows(4)
+        .filter(|w| w[..3] == [0, 0, 1])
+        .any(|w| matches!(w[3] & 0x1F, 5 | 7))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{pat_packet, psi_packet};
+    use super::super::{crc32_mpeg2, VIDEO_PID};
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn pmt_packet(continuity: u8) -> [u8; PACKET] {
+        let mut pmt = vec![
+            0x02, 0xB0, 0, 0x00, 0x07, 0xC1, 0x00, 0x00, 0xE1, 0x00, 0xF0, 0x00,
+        ];
+        pmt.extend([0x1B, 0xE1, 0x00, 0xF0, 0x00]);
+        pmt[2] = (pmt.len() + 4 - 3) as u8;
+        let crc = crc32_mpeg2(&pmt);
+        pmt.extend(crc.to_be_bytes());
+        psi_packet(0x20, continuity, &pmt)
+    }
+
+    /// A video packet: a PES start carrying an IDR or a P slice, or a continuation.
+    fn video(continuity: u8, start: Option<bool>) -> [u8; PACKET] {
+        let mut packet = [0u8; PACKET];
+        packet[..4].copy_from_slice(&[0x47, 0x01, 0x00, 0x10 | continuity]);
+        if let Some(idr) = start {
+            packet[1] |= 0x40;
+            let nal = if idr { 0x65 } else { 0x41 };
+            packet[4..17].copy_from_slice(&[0, 0, 1, 0xE0, 0, 0, 0x80, 0x80, 0, 0, 0, 1, nal]);
+        }
+        packet
+    }
+
+    fn null() -> [u8; PACKET] {
+        let mut packet = [0xFF; PACKET];
+        packet[..4].copy_from_slice(&[0x47, 0x1F, 0xFF, 0x10]);
+        packet
+    }
+
+    fn pids(bytes: &[u8]) -> Vec<(u16, u8)> {
+        packets(bytes)
+            .filter_map(header)
+            .map(|h| (h.pid, h.continuity))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_client_starts_with_the_tables_and_the_latest_keyframe() {
+        let hub = TsHub::new();
+        hub.push(&[pat_packet(0), pmt_packet(0), video(0, Some(true)), null()].concat());
+        hub.push(&[video(1, Some(false)), pat_packet(1), pmt_packet(1)].concat());
+        hub.push(&[video(2, Some(true)), video(3, None)].concat());
+        let mut client = hub.subscribe();
+        let first = client.next().await.expect("the cached start");
+        // PAT and PMT as they were before the keyframe, so their continuity counters
+        // run on into the live stream.
+        assert_eq!(
+            pids(&first),
+            [(0, 1), (0x20, 1), (VIDEO_PID, 2), (VIDEO_PID, 3)]
+        );
+        hub.push(&[null(), video(4, None)].concat());
+        let live = client.next().await.expect("live");
+        assert_eq!(pids(&live), [(VIDEO_PID, 4)], "no null packets over HTTP");
+        assert_eq!(VIDEO_PID, 256);
+    }
+
+    #[tokio::test]
+    async fn an_early_client_waits_for_a_keyframe() {
+        let hub = TsHub::new();
+        let mut client = hub.subscribe();
+        hub.push(&[pat_packet(0), pmt_packet(0), video(0, Some(false))].concat());
+        hub.push(&[video(1, None), video(2, Some(true)), video(3, None)].concat());
+        let first = client.next().await.expect("from the keyframe");
+        assert_eq!(
+            pids(&first),
+            [(0, 0), (0x20, 0), (VIDEO_PID, 2), (VIDEO_PID, 3)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_dropped_and_others_go_on() {
+        let hub = TsHub::new();
+        hub.set_queue(16);
+        hub.push(&[pat_packet(0), pmt_packet(0), video(0, Some(true))].concat());
+        let _stalled = hub.subscribe();
+        let mut reader = hub.subscribe();
+        for i in 0..40u8 {
+            hub.push(&video(i % 16, None));
+            assert!(reader.next().await.is_some());
+        }
+        assert_eq!(hub.clients(), 1, "the stalled client is dropped");
+    }
+
+    #[test]
+    fn keyframes_are_found_without_the_random_access_flag() {
+        assert!(is_keyframe(&video(0, Some(true))));
+        assert!(!is_keyframe(&video(0, Some(false))));
+    }
+}
