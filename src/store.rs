@@ -11,6 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use crate::ts::TsHub;
+
 /// Name of the shared audio track in URLs (`/live/{channel}/audio/...`).
 pub const AUDIO_TRACK: &str = "audio";
 
@@ -60,6 +62,8 @@ pub struct LiveChannel {
     state: RwLock<ChannelState>,
     /// Bumped on every publish; a blocking playlist reload (LL-HLS) waits on it.
     version: watch::Sender<u64>,
+    /// The channel's transport stream for HTTP clients; it outlives pipeline restarts.
+    ts: Arc<TsHub>,
 }
 
 #[derive(Default)]
@@ -99,7 +103,13 @@ impl LiveChannel {
             target_duration,
             state: RwLock::default(),
             version,
+            ts: Arc::new(TsHub::new()),
         }
+    }
+
+    /// The channel's MPEG-TS fan-out (`/ts/{channel}`).
+    pub fn ts(&self) -> Arc<TsHub> {
+        self.ts.clone()
     }
 
     /// The configured segment duration; playlists may be cached for at most half of it.

@@ -176,6 +176,11 @@ impl Packager {
         }
     }
 
+    /// The channel this packager publishes to.
+    pub fn channel(&self) -> &Arc<LiveChannel> {
+        &self.channel
+    }
+
     /// Publishes a track's init segment and remembers what it carries.
     pub fn push_init(&mut self, id: TrackId, init: Bytes, media: TrackMedia) {
         let Some(track) = self.tracks.get_mut(id) else {

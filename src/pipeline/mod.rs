@@ -9,6 +9,9 @@
 mod schedule;
 mod source;
 pub mod transcode;
+mod ts_output;
+
+pub use ts_output::{MulticastFeed, TsSettings};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -82,10 +85,15 @@ impl ChannelPipeline {
             .ok_or_else(|| PipelineError::Config("video output has no src pad".into()))?;
         schedule.attach(&video_src);
 
+        let ts = ts_settings(channel, ladder);
+        let mut ts_video = None;
         for rendition in &ladder.renditions {
             let track = track_id(&packager, &rendition.name)?;
-            let mux =
+            let Branch { mux, tee } =
                 build_video_branch(&pipeline, &video_tee, rendition, ladder, encoder, &schedule)?;
+            if rendition.name == ts.rendition {
+                ts_video = Some(tee);
+            }
             configure_live_mux(&mux, ladder);
             schedule.add_muxer(&mux);
             attach_appsink(
@@ -98,7 +106,10 @@ impl ChannelPipeline {
             )?;
         }
 
-        let audio_mux = build_audio_branch(&pipeline, &source.audio, ladder)?;
+        let Branch {
+            mux: audio_mux,
+            tee: ts_audio,
+        } = build_audio_branch(&pipeline, &source.audio, ladder)?;
         configure_live_mux(&audio_mux, ladder);
         schedule.add_muxer(&audio_mux);
         let track = track_id(&packager, AUDIO_TRACK)?;
@@ -111,10 +122,36 @@ impl ChannelPipeline {
             &channel.id,
         )?;
 
+        let ts_video = ts_video.ok_or_else(|| {
+            PipelineError::Config(format!("the ladder has no rendition {}", ts.rendition))
+        })?;
+        let hub = packager
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .channel()
+            .ts();
+        ts_output::build(&pipeline, &ts_video, &ts_audio, &ts, hub)?;
+
         Ok(Self {
             pipeline,
             loop_pad: source.loop_pad,
         })
+    }
+}
+
+/// The channel's transport stream: the catalog's multicast rendition, else the
+/// ladder's highest-bitrate one.
+fn ts_settings(channel: &Channel, ladder: &Ladder) -> TsSettings {
+    let top = ladder.renditions.iter().max_by_key(|r| r.bitrate);
+    let rendition = top.map(|r| r.name.clone()).unwrap_or_default();
+    let video = top.map_or(0, |r| u64::from(r.bitrate));
+    let expected_rate = (video + u64::from(ladder.audio.bitrate)) * 1300;
+    TsSettings {
+        rendition,
+        program: u16::try_from(channel.number).unwrap_or(u16::MAX),
+        name: channel.name.clone(),
+        expected_rate,
+        multicast: None,
     }
 }
 
@@ -133,7 +170,7 @@ fn build_video_branch(
     ladder: &Ladder,
     profile: &EncoderProfile,
     schedule: &Schedule,
-) -> Result<gst::Element, PipelineError> {
+) -> Result<Branch, PipelineError> {
     let queue = make_queue()?;
     let scale = make("videoscale")?;
     // `max_framerate` caps the rate: videorate fixates to the source's rate when it is
@@ -167,19 +204,21 @@ fn build_video_branch(
             .field("profile", rendition.profile.as_str())
             .build(),
     )?;
+    // The encoded video, for the transport stream's branch.
+    let encoded = make("tee")?;
     let parse = make("h264parse")?;
     let mux = make_cmafmux()?;
     pipeline.add_many([
-        &queue, &scale, &rate, &raw_caps, &encoder, &h264_caps, &parse, &mux,
+        &queue, &scale, &rate, &raw_caps, &encoder, &h264_caps, &encoded, &parse, &mux,
     ])?;
     gst::Element::link_many([
-        tee, &queue, &scale, &rate, &raw_caps, &encoder, &h264_caps, &parse, &mux,
+        tee, &queue, &scale, &rate, &raw_caps, &encoder, &h264_caps, &encoded, &parse, &mux,
     ])?;
     let raw = raw_caps
         .static_pad("src")
         .ok_or_else(|| PipelineError::Config("capsfilter has no src pad".into()))?;
     schedule.force_keyframes(&raw);
-    Ok(mux)
+    Ok(Branch { mux, tee: encoded })
 }
 
 fn configure_encoder(
@@ -205,11 +244,18 @@ fn configure_encoder(
     Ok(())
 }
 
+/// One encoded track: its CMAF muxer, and a tee with the encoded stream for more
+/// outputs.
+struct Branch {
+    mux: gst::Element,
+    tee: gst::Element,
+}
+
 fn build_audio_branch(
     pipeline: &gst::Pipeline,
     audio: &gst::Element,
     ladder: &Ladder,
-) -> Result<gst::Element, PipelineError> {
+) -> Result<Branch, PipelineError> {
     let queue = make_queue()?;
     let encoder = make("avenc_aac")?;
     encoder.set_property(
@@ -217,13 +263,14 @@ fn build_audio_branch(
         i32::try_from(ladder.audio.bitrate * 1000).unwrap_or(128_000),
     );
     let parse = make("aacparse")?;
+    let encoded = make("tee")?;
     let mux = make_cmafmux()?;
-    pipeline.add_many([&queue, &encoder, &parse, &mux])?;
-    gst::Element::link_many([audio, &queue, &encoder, &parse, &mux])?;
+    pipeline.add_many([&queue, &encoder, &parse, &encoded, &mux])?;
+    gst::Element::link_many([audio, &queue, &encoder, &parse, &encoded, &mux])?;
     if let Some(pad) = parse.static_pad("src") {
         drop_overlapping_frames(&pad);
     }
-    Ok(mux)
+    Ok(Branch { mux, tee: encoded })
 }
 
 /// Drops encoded audio frames that start before the end of the frames already sent.

@@ -249,12 +249,12 @@ fn build(
     schedule.attach(&video_src);
     let tracks = track_names(ladder);
     for (track, rendition) in ladder.renditions.iter().enumerate() {
-        let mux = build_video_branch(&pipeline, &tee, rendition, ladder, encoder, &schedule)?;
+        let mux = build_video_branch(&pipeline, &tee, rendition, ladder, encoder, &schedule)?.mux;
         configure_vod_mux(&mux, ladder);
         schedule.add_muxer(&mux);
         attach_appsink(&pipeline, &mux, output, track, Timeline::Media, "vod")?;
     }
-    let audio_mux = build_audio_branch(&pipeline, &audio_caps, ladder)?;
+    let audio_mux = build_audio_branch(&pipeline, &audio_caps, ladder)?.mux;
     configure_vod_mux(&audio_mux, ladder);
     // Audio has no keyframes to cut at: it is split at every segment boundary, so its
     // segments end where the video's do.

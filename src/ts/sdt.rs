@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{crc32_mpeg2, header, packets, parse_pat, NULL_PID, PACKET, PAT_PID, SDT_PID, SYNC};
+use super::{crc32_mpeg2, header, parse_pat, NULL_PID, PACKET, PAT_PID, SDT_PID, SYNC};
 
 /// `service_type` 0x01: digital television service.
 const DIGITAL_TV: u8 = 0x01;
@@ -147,9 +147,10 @@ impl SdtInserter {
     }
 }
 
-/// Counts the SDT packets of a buffer (for tests and logs).
-pub fn count_sdt(data: &[u8]) -> usize {
-    packets(data)
+/// Counts the SDT packets of a buffer.
+#[cfg(test)]
+fn count_sdt(data: &[u8]) -> usize {
+    super::packets(data)
         .filter(|p| header(p).is_some_and(|h| h.pid == SDT_PID))
         .count()
 }

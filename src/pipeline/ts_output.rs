@@ -1,0 +1,253 @@
+//! A channel's MPEG-TS output: one rendition's H.264 and the shared AAC, muxed once,
+//! for the HTTP clients of `/ts/{channel}` and, when the catalog asks, a multicast
+//! feed for set-top boxes. Nothing is encoded twice: the branches tap the encoders'
+//! output.
+//!
+//! ```text
+//! rendition tee ─► queue ─► h264parse (SPS/PPS at every IDR) ─┐
+//! audio tee ─────► queue ─────────────────────────────────────┴─► mpegtsmux (CBR)
+//!   ─► [SDT] ─► tee ─┬─► queue ─► appsink ─► TsHub (HTTP)
+//!                    └─► queue ─► [rtpmp2tpay] ─► udpsink (paced by the clock)
+//! ```
+//!
+//! With a multicast feed the muxer runs at the constant `mux_rate`, stuffing with null
+//! packets, and stamps each 7-packet buffer with its time at that rate; the UDP sink
+//! syncs on those stamps, so datagrams leave evenly spaced rather than in a burst per
+//! video frame. Without one, the stream is variable-rate (HTTP only).
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gst::prelude::*;
+use tracing::{info, warn};
+
+use super::{clock_time, make, PipelineError};
+use crate::ts::{Sdt, SdtInserter, TsHub, AUDIO_PID, PACKET, PACKETS_PER_DATAGRAM, VIDEO_PID};
+
+/// PCR at most every 40 ms, PAT and PMT at most every 100 ms (90 kHz ticks), with
+/// room for the muxer writing them at the first packet after the interval.
+const PCR_INTERVAL_TICKS: u32 = 2_700;
+const PSI_INTERVAL_TICKS: u32 = 7_200;
+const SDT_INTERVAL: Duration = Duration::from_millis(80);
+/// How far behind the muxer's timestamps the datagrams are sent: the muxer outputs a
+/// video frame's packets when the frame is encoded, up to a frame late.
+const SEND_DELAY: Duration = Duration::from_millis(100);
+/// A client's queue holds this much of the stream before it is dropped as too slow.
+const CLIENT_QUEUE: Duration = Duration::from_secs(4);
+/// The provider named in the SDT.
+pub const PROVIDER: &str = "headend";
+
+/// What the transport stream of one channel carries and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsSettings {
+    /// The rendition muxed with the audio.
+    pub rendition: String,
+    /// Program number and SDT service id.
+    pub program: u16,
+    pub name: String,
+    /// Bits per second the stream is expected to need (sizes the client queues).
+    pub expected_rate: u64,
+    pub multicast: Option<MulticastFeed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MulticastFeed {
+    pub group: Ipv4Addr,
+    pub port: u16,
+    pub rtp: bool,
+    pub interface: Option<String>,
+    pub ttl: u32,
+    /// Constant mux rate, bits per second.
+    pub mux_rate: u64,
+}
+
+/// Builds the TS output from the two tees and connects it to `hub`.
+pub(super) fn build(
+    pipeline: &gst::Pipeline,
+    video_tee: &gst::Element,
+    audio_tee: &gst::Element,
+    settings: &TsSettings,
+    hub: Arc<TsHub>,
+) -> Result<(), PipelineError> {
+    let mux = make("mpegtsmux")?;
+    mux.set_property("alignment", PACKETS_PER_DATAGRAM as i32);
+    mux.set_property("pcr-interval", PCR_INTERVAL_TICKS);
+    mux.set_property("pat-interval", PSI_INTERVAL_TICKS);
+    mux.set_property("pmt-interval", PSI_INTERVAL_TICKS);
+    let constant_rate = settings.multicast.as_ref().map(|m| m.mux_rate);
+    if let Some(rate) = constant_rate {
+        mux.set_property("bitrate", rate);
+    }
+    let video_pad = format!("sink_{VIDEO_PID}");
+    let audio_pad = format!("sink_{AUDIO_PID}");
+    mux.set_property(
+        "prog-map",
+        gst::Structure::builder("program_map")
+            .field(&video_pad, i32::from(settings.program))
+            .field(&audio_pad, i32::from(settings.program))
+            .build(),
+    );
+
+    let video_queue = leaky_queue()?;
+    let parse = make("h264parse")?;
+    // SPS and PPS ahead of every IDR: a receiver can start at any keyframe.
+    parse.set_property("config-interval", -1i32);
+    let video_caps = super::capsfilter(
+        gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .field("alignment", "au")
+            .build(),
+    )?;
+    let audio_queue = leaky_queue()?;
+    let out_tee = make("tee")?;
+    pipeline.add_many([
+        &mux,
+        &video_queue,
+        &parse,
+        &video_caps,
+        &audio_queue,
+        &out_tee,
+    ])?;
+    gst::Element::link_many([video_tee, &video_queue, &parse, &video_caps])?;
+    audio_tee.link(&audio_queue)?;
+    link_to_pad(&video_caps, &mux, &video_pad)?;
+    link_to_pad(&audio_queue, &mux, &audio_pad)?;
+    mux.link(&out_tee)?;
+
+    let mux_src = mux
+        .static_pad("src")
+        .ok_or_else(|| PipelineError::Config("mpegtsmux has no src pad".into()))?;
+    insert_sdt(&mux_src, settings, constant_rate.is_some());
+
+    let rate = constant_rate.unwrap_or(settings.expected_rate).max(1);
+    let buffers_per_second = rate as f64 / (8 * PACKET * PACKETS_PER_DATAGRAM) as f64;
+    hub.set_queue((CLIENT_QUEUE.as_secs_f64() * buffers_per_second).ceil() as usize);
+    hub.reset();
+    attach_hub(pipeline, &out_tee, hub)?;
+    if let Some(feed) = &settings.multicast {
+        attach_multicast(pipeline, &out_tee, feed)?;
+    }
+    Ok(())
+}
+
+fn link_to_pad(
+    upstream: &gst::Element,
+    mux: &gst::Element,
+    name: &str,
+) -> Result<(), PipelineError> {
+    let pad = mux
+        .request_pad_simple(name)
+        .ok_or_else(|| PipelineError::Config(format!("mpegtsmux gave no pad {name}")))?;
+    let src = upstream
+        .static_pad("src")
+        .ok_or_else(|| PipelineError::Config("no src pad to link to mpegtsmux".into()))?;
+    src.link(&pad)
+        .map_err(|err| PipelineError::Config(format!("cannot link to mpegtsmux {name}: {err}")))?;
+    Ok(())
+}
+
+/// A queue that drops the oldest data rather than block: the TS output must never
+/// hold up the encoders, and through them the HLS and DASH output.
+fn leaky_queue() -> Result<gst::Element, PipelineError> {
+    let queue = make("queue")?;
+    queue.set_property("max-size-buffers", 0u32);
+    queue.set_property("max-size-bytes", 0u32);
+    queue.set_property("max-size-time", 2_000_000_000u64);
+    queue.set_property_from_str("leaky", "downstream");
+    Ok(queue)
+}
+
+/// Writes the SDT into the muxer's output, on its streaming thread.
+fn insert_sdt(pad: &gst::Pad, settings: &TsSettings, constant_rate: bool) {
+    let sdt = Sdt {
+        service_id: settings.program,
+        provider: PROVIDER.to_owned(),
+        name: settings.name.clone(),
+    };
+    let inserter = Mutex::new(SdtInserter::new(sdt, SDT_INTERVAL, constant_rate));
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let time = Duration::from_nanos(buffer.pts().map_or(0, |t| t.nseconds()));
+        let buffer = buffer.make_mut();
+        let Ok(mut map) = buffer.map_writable() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let added = inserter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .process(time, map.as_mut_slice());
+        drop(map);
+        if let Some(packet) = added {
+            buffer.append_memory(gst::Memory::from_slice(packet));
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+fn attach_hub(
+    pipeline: &gst::Pipeline,
+    tee: &gst::Element,
+    hub: Arc<TsHub>,
+) -> Result<(), PipelineError> {
+    let queue = leaky_queue()?;
+    let appsink = gst_app::AppSink::builder().sync(false).build();
+    pipeline.add_many([&queue, appsink.upcast_ref()])?;
+    gst::Element::link_many([tee, &queue, appsink.upcast_ref()])?;
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(buffer) = sample.buffer() {
+                    if let Ok(map) = buffer.map_readable() {
+                        hub.push(map.as_slice());
+                    }
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok(())
+}
+
+fn attach_multicast(
+    pipeline: &gst::Pipeline,
+    tee: &gst::Element,
+    feed: &MulticastFeed,
+) -> Result<(), PipelineError> {
+    if let Some(interface) = &feed.interface {
+        if !Path::new("/sys/class/net").join(interface).exists() {
+            warn!(%interface, group = %feed.group, "No such network interface; the multicast feed is off.");
+            return Ok(());
+        }
+    }
+    let queue = leaky_queue()?;
+    let sink = make("udpsink")?;
+    sink.set_property("host", feed.group.to_string());
+    sink.set_property("port", i32::from(feed.port));
+    sink.set_property("ttl-mc", i32::try_from(feed.ttl).unwrap_or(0));
+    sink.set_property("auto-multicast", true);
+    if let Some(interface) = &feed.interface {
+        sink.set_property("multicast-iface", interface);
+    }
+    // Paced by the muxer's constant-rate timestamps, a little behind them.
+    sink.set_property("sync", true);
+    sink.set_property("async", false);
+    sink.set_property("ts-offset", clock_time(SEND_DELAY).nseconds() as i64);
+    pipeline.add_many([&queue, &sink])?;
+    if feed.rtp {
+        // RFC 2250: payload type 33, a 90 kHz timestamp, 7 packets per datagram.
+        let pay = make("rtpmp2tpay")?;
+        pay.set_property("pt", 33u32);
+        pay.set_property("mtu", (12 + PACKET * PACKETS_PER_DATAGRAM) as u32);
+        pipeline.add(&pay)?;
+        gst::Element::link_many([tee, &queue, &pay, &sink])?;
+    } else {
+        gst::Element::link_many([tee, &queue, &sink])?;
+    }
+    info!(group = %feed.group, port = feed.port, rtp = feed.rtp, ttl = feed.ttl, mux_rate = feed.mux_rate, "Multicast feed.");
+    Ok(())
+}
