@@ -6,8 +6,8 @@
 //! ```text
 //! rendition tee ─► queue ─► h264parse (SPS/PPS at every IDR) ─┐
 //! audio tee ─────► queue ─────────────────────────────────────┴─► mpegtsmux (CBR)
-//!   ─► [SDT] ─► tee ─┬─► queue ─► appsink ─► TsHub (HTTP)
-//!                    └─► queue ─► [rtpmp2tpay] ─► udpsink (paced by the clock)
+//!   ─► identity [SDT] ─► tee ─┬─► queue ─► appsink ─► TsHub (HTTP)
+//!                             └─► queue ─► [rtpmp2tpay] ─► udpsink (paced by the clock)
 //! ```
 //!
 //! With a multicast feed the muxer runs at the constant `mux_rate`, stuffing with null
@@ -101,6 +101,10 @@ pub(super) fn build(
             .build(),
     )?;
     let audio_queue = leaky_queue()?;
+    // The muxer pushes buffer lists; a base transform passes them on one buffer at a
+    // time, so the SDT probe sees every buffer and the UDP sink syncs on each one
+    // (it would send a whole list at once).
+    let split = make("identity")?;
     let out_tee = make("tee")?;
     pipeline.add_many([
         &mux,
@@ -108,18 +112,19 @@ pub(super) fn build(
         &parse,
         &video_caps,
         &audio_queue,
+        &split,
         &out_tee,
     ])?;
     gst::Element::link_many([video_tee, &video_queue, &parse, &video_caps])?;
     audio_tee.link(&audio_queue)?;
     link_to_pad(&video_caps, &mux, &video_pad)?;
     link_to_pad(&audio_queue, &mux, &audio_pad)?;
-    mux.link(&out_tee)?;
+    gst::Element::link_many([&mux, &split, &out_tee])?;
 
-    let mux_src = mux
+    let split_src = split
         .static_pad("src")
-        .ok_or_else(|| PipelineError::Config("mpegtsmux has no src pad".into()))?;
-    insert_sdt(&mux_src, settings, constant_rate.is_some());
+        .ok_or_else(|| PipelineError::Config("identity has no src pad".into()))?;
+    insert_sdt(&split_src, settings, constant_rate.is_some());
 
     let rate = constant_rate.unwrap_or(settings.expected_rate).max(1);
     let buffers_per_second = rate as f64 / (8 * PACKET * PACKETS_PER_DATAGRAM) as f64;
