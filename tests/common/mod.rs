@@ -5,6 +5,8 @@
 //! Each test crate uses a subset of this module.
 #![allow(dead_code)]
 
+pub mod ts;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
