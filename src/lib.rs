@@ -4,6 +4,7 @@
 //! `packager` → `store` → `origin`. The origin knows nothing of GStreamer.
 
 pub mod catalog;
+pub mod iptv;
 pub mod origin;
 pub mod packager;
 pub mod pipeline;

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use tracing::{info, warn};
 
 use headend::catalog::{Catalog, VodAsset};
-use headend::origin::{Origin, OriginConfig};
+use headend::origin::{Origin, OriginConfig, PublicUrl};
 use headend::store::SegmentStore;
 use headend::supervisor::Supervisor;
 use headend::vod::progress::IngestBar;
@@ -53,6 +53,11 @@ enum Command {
         /// Data directory: VOD assets are ingested into and served from DATA/vod.
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// The http(s) URL viewers reach the headend at (a proxy or CDN in front), used
+        /// for the absolute URLs in /playlist.m3u and /epg.xml. Default: http:// and
+        /// the Host each request names.
+        #[arg(long, value_name = "URL")]
+        public_url: Option<PublicUrl>,
         /// Catalog files (channels, VOD assets, ladders, encoder profiles), merged.
         #[arg(default_values = DEMO_CATALOG)]
         files: Vec<PathBuf>,
@@ -116,6 +121,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { files } => match Catalog::load(&files) {
             Ok(catalog) => {
+                for warning in &catalog.warnings {
+                    eprintln!("{}", warning.as_warning());
+                }
                 println!(
                     "ok: {} channels, {} VOD assets, {} ladders, {} encoder profiles",
                     catalog.channels.len(),
@@ -133,8 +141,9 @@ fn main() -> ExitCode {
         Command::Run {
             listen,
             data,
+            public_url,
             files,
-        } => match run(listen, &data, files) {
+        } => match run(listen, &data, public_url, files) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("error: {err:#}");
@@ -254,8 +263,16 @@ fn ad_hoc_asset(path: &Path, ladder: &str) -> anyhow::Result<VodAsset> {
     Ok(VodAsset::from_file(id, source, ladder.to_owned()))
 }
 
-fn run(listen: SocketAddr, data: &Path, files: Vec<PathBuf>) -> anyhow::Result<()> {
+fn run(
+    listen: SocketAddr,
+    data: &Path,
+    public_url: Option<PublicUrl>,
+    files: Vec<PathBuf>,
+) -> anyhow::Result<()> {
     let catalog = Arc::new(Catalog::load(&files).context("loading the catalog")?);
+    for warning in &catalog.warnings {
+        warn!(%warning, "The catalog has a warning; it is loaded anyway.");
+    }
     headend::pipeline::init().context("initialising GStreamer")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
@@ -264,12 +281,16 @@ fn run(listen: SocketAddr, data: &Path, files: Vec<PathBuf>) -> anyhow::Result<(
         let config = OriginConfig {
             listen,
             vod_root: Some(library.root().to_owned()),
+            public_url: public_url.clone(),
             ..OriginConfig::default()
         };
         let origin = Origin::bind(config, store.clone())
             .await
-            .with_context(|| format!("listening on {listen}"))?;
+            .with_context(|| format!("listening on {listen}"))?
+            .with_catalog(catalog.clone());
         let addr = origin.local_addr();
+        let base = public_url.map_or_else(|| format!("http://{addr}"), |url| url.to_string());
+        info!(playlist = %format!("{base}/playlist.m3u"), guide = %format!("{base}/epg.xml"), "IPTV playlist and guide URLs.");
         let supervisor = Supervisor::start(catalog.clone(), store);
         info!(%addr, channels = catalog.channels.len(), "Headend serving.");
         for channel in &catalog.channels {

@@ -2,7 +2,7 @@
 //! pipeline with capped exponential backoff when it fails. A channel is an island: its
 //! failure never touches another channel or the origin.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -150,6 +150,7 @@ async fn run_pipeline(
         .set_state(first_state)
         .map_err(PipelineError::from)?;
     info!(channel = %channel.id, source = %channel.source.uri, "Channel started.");
+    let mut warnings = WarningLog::default();
     loop {
         tokio::select! {
             message = messages.next() => {
@@ -164,7 +165,11 @@ async fn run_pipeline(
                     }
                     MessageView::Eos(_) => return Err(RunError::EndOfStream),
                     MessageView::Warning(w) => {
-                        warn!(channel = %channel.id, warning = %w.error(), "Pipeline warning.");
+                        let element = w.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+                        let warning = w.error().to_string();
+                        if let Some(repeats) = warnings.admit(&element, &warning, Instant::now()) {
+                            warn!(channel = %channel.id, %element, %warning, repeats, "Pipeline warning.");
+                        }
                     }
                     MessageView::Application(app)
                         if app.structure().is_some_and(|s| s.name() == SOURCE_READY) =>
@@ -201,5 +206,58 @@ fn seek_to_start(pad: &gst::Pad, flags: gst::SeekFlags, channel: &str) {
     );
     if !pad.push_event(seek) {
         warn!(channel, "The source refused to loop.");
+    }
+}
+
+/// Pipeline warnings, each logged once per interval: an element may warn for every
+/// buffer (a UDP sink with no route sends a hundred a second).
+#[derive(Default)]
+struct WarningLog {
+    /// (element, message) → when it was last logged, and repeats since.
+    seen: HashMap<(String, String), (Instant, u64)>,
+}
+
+impl WarningLog {
+    const INTERVAL: Duration = Duration::from_secs(60);
+
+    /// Whether to log this warning now, and how many repeats it stands for.
+    fn admit(&mut self, element: &str, message: &str, now: Instant) -> Option<u64> {
+        let key = (element.to_owned(), message.to_owned());
+        match self.seen.get_mut(&key) {
+            Some((last, repeats)) if now.duration_since(*last) < Self::INTERVAL => {
+                *repeats += 1;
+                None
+            }
+            Some((last, repeats)) => {
+                let logged = *repeats + 1;
+                *last = now;
+                *repeats = 0;
+                Some(logged)
+            }
+            None => {
+                self.seen.insert(key, (now, 0));
+                Some(1)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_warning_is_logged_once_per_interval_with_its_count() {
+        let mut log = WarningLog::default();
+        let start = Instant::now();
+        assert_eq!(log.admit("sink", "no route", start), Some(1));
+        for i in 1..=99 {
+            let at = start + Duration::from_millis(10 * i);
+            assert_eq!(log.admit("sink", "no route", at), None);
+        }
+        assert_eq!(log.admit("other", "no route", start), Some(1));
+        let later = start + WarningLog::INTERVAL;
+        assert_eq!(log.admit("sink", "no route", later), Some(100));
+        assert_eq!(log.admit("sink", "no route", later), None);
     }
 }

@@ -1,12 +1,19 @@
 //! The shipped catalog loads, and every broken fixture is reported with the
-//! right message at the right line and column.
+//! right message at the right line and column. The IPTV fields (`multicast:`,
+//! `epg:`) are checked on catalogs written to a temp dir beside their EPG files,
+//! through `Catalog::load` and through `headend check` itself.
 
+mod common;
+
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
+use common::TempDir;
 use headend::catalog::{
-    Audio, AudioCodec, BitrateUnit, Catalog, CatalogError, H264Profile, Outputs, Problem,
-    Rendition, SourceScheme,
+    Audio, AudioCodec, BitrateUnit, Catalog, CatalogError, Epg, H264Profile, Multicast,
+    MulticastProtocol, Outputs, Problem, Rendition, SourceScheme,
 };
 
 fn repo(path: &str) -> PathBuf {
@@ -31,15 +38,15 @@ fn shipped_catalog_has_one_channel_per_source_scheme() {
     assert_eq!(
         channels,
         [
-            ("news", 1, SourceScheme::Test),
-            ("movies", 2, SourceScheme::File),
-            ("sport", 3, SourceScheme::Udp),
-            ("music", 4, SourceScheme::Rtp),
-            ("studio", 5, SourceScheme::Srt),
-            ("field", 6, SourceScheme::Srt),
-            ("events", 7, SourceScheme::Rtmp),
-            ("weather-cam", 8, SourceScheme::Rtsp),
-            ("weather", 9, SourceScheme::Hls),
+            ("news", 101, SourceScheme::Test),
+            ("movies", 102, SourceScheme::File),
+            ("sport", 103, SourceScheme::Udp),
+            ("music", 104, SourceScheme::Rtp),
+            ("studio", 105, SourceScheme::Srt),
+            ("field", 106, SourceScheme::Srt),
+            ("events", 107, SourceScheme::Rtmp),
+            ("weather-cam", 108, SourceScheme::Rtsp),
+            ("weather", 109, SourceScheme::Hls),
         ]
     );
 }
@@ -58,6 +65,24 @@ fn shipped_catalog_channel_fields() {
     assert!(news.source.options.is_empty());
     assert_eq!(news.ladder, "demo");
     assert_eq!(news.outputs, Outputs { hls: true });
+    assert_eq!(
+        news.multicast,
+        Some(Multicast {
+            group: Ipv4Addr::new(239, 255, 1, 1),
+            port: 5000,
+            protocol: MulticastProtocol::Udp,
+            interface: None,
+            ttl: 0,
+            rendition: "480p".to_owned(),
+            mux_rate: 1_800_000,
+        })
+    );
+    assert_eq!(
+        news.epg,
+        Some(Epg::Schedule {
+            path: repo("manifests/epg/news.yaml")
+        })
+    );
 
     let movies = &catalog.channels[1];
     assert_eq!(movies.logo, None);
@@ -87,6 +112,76 @@ fn shipped_catalog_channel_fields() {
         3000,
         "weather uses the bench ladder"
     );
+    // Defaults: the highest rendition, (3000 + 128) × 1.3 + 200 rounded up to 100 kbit/s.
+    assert_eq!(
+        weather.multicast,
+        Some(Multicast {
+            group: Ipv4Addr::new(239, 255, 1, 9),
+            port: 5004,
+            protocol: MulticastProtocol::Rtp,
+            interface: Some("eth1".to_owned()),
+            ttl: 0,
+            rendition: "720p".to_owned(),
+            mux_rate: 4_300_000,
+        })
+    );
+    assert_eq!(
+        weather.epg,
+        Some(Epg::Xmltv {
+            path: repo("manifests/epg/guide.xml"),
+            channel: "weather.example.com".to_owned()
+        })
+    );
+    assert_eq!(catalog.warnings, []);
+}
+
+/// The demo catalog `make run` starts: every channel has a multicast feed that stays
+/// on the machine and a schedule that exists, and the files load together with the
+/// example catalog (`headend check manifests/*.yaml pipelines/ladders.yaml`).
+#[test]
+fn demo_channels_have_local_multicast_feeds_and_schedules() {
+    let catalog = Catalog::load(&[repo("manifests/demo.yaml"), repo(LADDERS)])
+        .unwrap_or_else(|error| panic!("the demo catalog must load:\n{error}"));
+    assert_eq!(catalog.warnings, []);
+    let mut ports = Vec::new();
+    for channel in &catalog.channels {
+        let multicast = channel
+            .multicast
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has no multicast feed", channel.id));
+        assert_eq!(multicast.ttl, 0, "{}", channel.id);
+        assert_eq!(multicast.group.octets()[..2], [239, 255], "{}", channel.id);
+        assert_eq!(multicast.interface, None, "{}", channel.id);
+        // The demo ladder's 480p: (1000 + 128) × 1.3 + 200 = 1666.4, rounded up.
+        assert_eq!(
+            (multicast.rendition.as_str(), multicast.mux_rate),
+            ("480p", 1_700_000)
+        );
+        ports.push(multicast.port);
+        let Some(Epg::Schedule { path }) = &channel.epg else {
+            panic!("{} has no schedule", channel.id);
+        };
+        assert_eq!(
+            path,
+            &repo(&format!("manifests/epg/{}.yaml", channel.id)),
+            "{}",
+            channel.id
+        );
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), catalog.channels.len(), "ports must differ");
+
+    let mut all: Vec<PathBuf> = std::fs::read_dir(repo("manifests"))
+        .expect("manifests/")
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    all.sort();
+    all.push(repo(LADDERS));
+    if let Err(error) = Catalog::load(&all) {
+        panic!("manifests/*.yaml must load together:\n{error}");
+    }
 }
 
 #[test]
@@ -373,4 +468,442 @@ fn a_missing_file_is_an_io_error() {
         }
         other => panic!("expected an I/O error, got {other:?}"),
     }
+}
+
+// ---------------------------------------------------------------- multicast and EPG
+
+/// Channels on the shipped `demo` ladder (480p 1000, 360p 600, 240p 300 kbit/s, audio
+/// 128 kbit/s), each `(id, number, extra lines)`; the extra lines are indented under
+/// the channel.
+fn channels_yaml(channels: &[(&str, u32, &str)]) -> String {
+    let mut text = String::from("channels:\n");
+    for (id, number, extra) in channels {
+        text.push_str(&format!(
+            "  - id: {id}\n    number: {number}\n    name: {id}\n    group: Test\n    source: {{ uri: \"test://\" }}\n    ladder: demo\n"
+        ));
+        for line in extra.lines() {
+            text.push_str(&format!("    {line}\n"));
+        }
+    }
+    text
+}
+
+/// A catalog file and the files beside it (EPG files) in a temp dir.
+struct Written {
+    dir: TempDir,
+    catalog: PathBuf,
+}
+
+fn write(catalog: &str, beside: &[(&str, &str)]) -> Written {
+    let dir = TempDir::new("catalog");
+    for (name, text) in beside {
+        dir.write(name, &[text.as_bytes()]);
+    }
+    let catalog = dir.write("catalog.yaml", &[catalog.as_bytes()]);
+    Written { dir, catalog }
+}
+
+impl Written {
+    fn load(&self) -> Result<Catalog, CatalogError> {
+        Catalog::load(&[self.catalog.clone(), repo(LADDERS)])
+    }
+
+    /// Every problem, as `headend check` prints it, with the temp dir's path cut to `.`.
+    fn problems(&self) -> Vec<String> {
+        match self.load() {
+            Ok(catalog) => panic!("expected problems, loaded {:#?}", catalog.channels),
+            Err(CatalogError::Invalid(problems)) => problems
+                .iter()
+                .map(|p| self.relative(&p.to_string()))
+                .collect(),
+            Err(error) => panic!("expected problems, got {error}"),
+        }
+    }
+
+    fn relative(&self, text: &str) -> String {
+        text.replace(&format!("{}/", self.dir.path().display()), "./")
+    }
+}
+
+#[test]
+fn multicast_fields_default_and_resolve() {
+    let written = write(
+        &channels_yaml(&[
+            ("a", 1, "multicast: { group: 239.255.0.1, port: 5000 }"),
+            (
+                "b",
+                2,
+                "multicast: { group: 239.255.0.1, port: 5001, protocol: rtp, interface: lo, ttl: 1, rendition: 240p, mux_rate: 700 }",
+            ),
+            ("c", 3, ""),
+        ]),
+        &[],
+    );
+    let catalog = written.load().unwrap_or_else(|error| panic!("{error}"));
+    let multicast: Vec<Option<&Multicast>> = catalog
+        .channels
+        .iter()
+        .map(|c| c.multicast.as_ref())
+        .collect();
+    assert_eq!(
+        multicast,
+        [
+            Some(&Multicast {
+                group: Ipv4Addr::new(239, 255, 0, 1),
+                port: 5000,
+                protocol: MulticastProtocol::Udp,
+                interface: None,
+                ttl: 0,
+                rendition: "480p".to_owned(),
+                mux_rate: 1_700_000,
+            }),
+            Some(&Multicast {
+                group: Ipv4Addr::new(239, 255, 0, 1),
+                port: 5001,
+                protocol: MulticastProtocol::Rtp,
+                interface: Some("lo".to_owned()),
+                ttl: 1,
+                rendition: "240p".to_owned(),
+                mux_rate: 700_000,
+            }),
+            None,
+        ]
+    );
+}
+
+#[test]
+fn two_channels_on_one_group_and_port() {
+    let written = write(
+        &channels_yaml(&[
+            ("a", 1, "multicast: { group: 239.255.0.1, port: 5000 }"),
+            (
+                "b",
+                2,
+                "multicast: { group: 239.255.0.1, port: 5000, protocol: rtp }",
+            ),
+        ]),
+        &[],
+    );
+    assert_eq!(
+        written.problems(),
+        ["./catalog.yaml:15:44: multicast group 239.255.0.1 port 5000 is already used by channel `a` at ./catalog.yaml:8:44"]
+    );
+}
+
+#[test]
+fn unknown_multicast_rendition_lists_the_ladders() {
+    let written = write(
+        &channels_yaml(&[(
+            "a",
+            1,
+            "multicast:\n  group: 239.255.0.1\n  port: 5000\n  rendition: 1080p",
+        )]),
+        &[],
+    );
+    assert_eq!(
+        written.problems(),
+        ["./catalog.yaml:11:18: unknown rendition `1080p` of ladder `demo` (renditions: 480p, 360p, 240p)"]
+    );
+    // Reported with the channel's other problems, not instead of them.
+    let written = write(
+        &channels_yaml(&[(
+            "Bad",
+            1,
+            "multicast: { group: 239.255.0.1, port: 5000, rendition: 720p }",
+        )]),
+        &[],
+    );
+    assert_eq!(
+        written.problems(),
+        [
+            "./catalog.yaml:2:9: channel id `Bad` must match ^[a-z0-9][a-z0-9_-]*$ and be at most 64 characters",
+            "./catalog.yaml:8:61: unknown rendition `720p` of ladder `demo` (renditions: 480p, 360p, 240p)",
+        ]
+    );
+}
+
+#[test]
+fn multicast_groups_ports_and_ttls_out_of_range() {
+    let written = write(
+        &channels_yaml(&[
+            ("a", 1, "multicast: { group: 10.1.2.3, port: 0, ttl: 256 }"),
+            ("b", 2, "multicast: { group: 224.0.0.251, port: 70000 }"),
+            (
+                "c",
+                3,
+                "multicast: { group: 239.1.1, port: 5000, interface: \"eth 0\" }",
+            ),
+        ]),
+        &[],
+    );
+    assert_eq!(
+        written.problems(),
+        [
+            "./catalog.yaml:8:25: multicast group 10.1.2.3 is not a multicast address (224.0.0.0 to 239.255.255.255)",
+            "./catalog.yaml:8:41: multicast port must be from 1 to 65535, not 0",
+            "./catalog.yaml:8:49: multicast ttl must be from 0 to 255, not 256",
+            "./catalog.yaml:15:25: multicast group 224.0.0.251 is in 224.0.0.0/24, which is reserved for local network control protocols (RFC 5771)",
+            "./catalog.yaml:15:44: multicast port must be from 1 to 65535, not 70000",
+            "./catalog.yaml:22:25: multicast group `239.1.1` is not an IPv4 address",
+            "./catalog.yaml:22:57: multicast interface `eth 0` is not a network interface name (1 to 15 characters, no spaces, `/` or `:`)",
+        ]
+    );
+}
+
+#[test]
+fn a_mux_rate_below_the_minimum_names_both_rates() {
+    let written = write(
+        &channels_yaml(&[(
+            "a",
+            1,
+            "multicast: { group: 239.255.0.1, port: 5000, mux_rate: 1390 }",
+        )]),
+        &[],
+    );
+    assert_eq!(
+        written.problems(),
+        ["./catalog.yaml:8:60: mux_rate 1390 kbit/s is below the minimum of 1390.8 kbit/s for 1000 kbit/s of video and 128 kbit/s of audio ((video + audio) × 1.10 + 150 kbit/s) of rendition `480p`"]
+    );
+}
+
+#[test]
+fn unknown_multicast_fields_and_protocols_are_refused() {
+    let written = write(
+        &channels_yaml(&[(
+            "a",
+            1,
+            "multicast: { group: 239.255.0.1, port: 5000, protocol: srt }",
+        )]),
+        &[],
+    );
+    let problems = written.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("unknown variant `srt`, expected `udp` or `rtp`"),
+        "{problems:?}"
+    );
+    let written = write(
+        &channels_yaml(&[(
+            "a",
+            1,
+            "multicast: { group: 239.255.0.1, port: 5000, tll: 4 }",
+        )]),
+        &[],
+    );
+    let problems = written.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("unknown field `tll`, expected one of `group`, `port`, `protocol`, `interface`, `ttl`, `rendition`, `mux_rate`"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_group_outside_the_site_local_range_is_a_warning() {
+    let written = write(
+        &channels_yaml(&[("a", 1, "multicast: { group: 233.252.0.1, port: 5000 }")]),
+        &[],
+    );
+    let catalog = written.load().unwrap_or_else(|error| panic!("{error}"));
+    let warnings: Vec<String> = catalog
+        .warnings
+        .iter()
+        .map(|w| written.relative(&w.as_warning().to_string()))
+        .collect();
+    assert_eq!(
+        warnings,
+        ["./catalog.yaml:8:25: warning: multicast group 233.252.0.1 is outside 239.0.0.0/8, the range a site assigns for its own use (RFC 2365): make sure this group is yours to send to"]
+    );
+    assert!(catalog.channels[0].multicast.is_some());
+}
+
+const SCHEDULE: &str = "daily:\n  - { start: \"06:00\", title: Morning }\n";
+
+const XMLTV: &str = r#"<?xml version="1.0"?>
+<tv>
+  <programme start="20260101060000 +0000" stop="20260101070000 +0000" channel="a.example.com"><title>A</title></programme>
+</tv>
+"#;
+
+#[test]
+fn epg_files_resolve_beside_the_catalog() {
+    let written = write(
+        &channels_yaml(&[
+            ("a", 1, "epg: epg/a.yaml"),
+            ("b", 2, "epg: { xmltv: guide.xml, channel: a.example.com }"),
+            ("c", 3, ""),
+        ]),
+        &[("guide.xml", XMLTV)],
+    );
+    std::fs::create_dir_all(written.dir.path().join("epg")).expect("epg dir");
+    written.dir.write("epg/a.yaml", &[SCHEDULE.as_bytes()]);
+    let catalog = written.load().unwrap_or_else(|error| panic!("{error}"));
+    let dir = written.dir.path();
+    assert_eq!(
+        catalog.channels[0].epg,
+        Some(Epg::Schedule {
+            path: dir.join("epg/a.yaml")
+        })
+    );
+    assert_eq!(
+        catalog.channels[1].epg,
+        Some(Epg::Xmltv {
+            path: dir.join("guide.xml"),
+            channel: "a.example.com".to_owned()
+        })
+    );
+    assert_eq!(catalog.channels[2].epg, None);
+    assert_eq!(catalog.warnings, []);
+}
+
+#[test]
+fn a_broken_schedule_is_reported_in_its_own_file() {
+    let schedule = "utc_offset: \"+01:00\"\ndaily:\n  - { start: \"09:00\", title: A }\n  - { start: \"8:00\", title: B }\n  - { start: \"25:00\", title: C }\n";
+    let written = write(
+        &channels_yaml(&[("a", 1, "epg: a.yaml"), ("b", 2, "epg: a.yaml")]),
+        &[("a.yaml", schedule)],
+    );
+    // Once, however many channels share the file.
+    assert_eq!(
+        written.problems(),
+        [
+            "./a.yaml:4:14: daily start 08:00:00 must be later than 09:00:00 of daily[0]: list daily programmes in the order they start",
+            "./a.yaml:5:14: daily start must be a time of day such as \"06:00\" or \"21:30:00\", not `25:00`",
+        ]
+    );
+    let written = write(
+        &channels_yaml(&[("a", 1, "epg: a.yaml")]),
+        &[("a.yaml", "daily:\n  - { start: \"06:00\", titel: A }\n")],
+    );
+    let problems = written.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("./a.yaml:2:") && problems[0].contains("unknown field `titel`"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_missing_or_misnamed_epg_file_is_placed_at_the_channel() {
+    let written = write(
+        &channels_yaml(&[
+            ("a", 1, "epg: missing.yaml"),
+            ("b", 2, "epg: guide.txt"),
+            ("c", 3, "epg: { xmltv: guide.xml, chanel: x }"),
+        ]),
+        &[],
+    );
+    let problems = written.problems();
+    assert_eq!(
+        problems.len(),
+        1,
+        "a syntax error stops its file: {problems:?}"
+    );
+    assert!(
+        problems[0].contains("unknown field `chanel`, expected `xmltv` or `channel`"),
+        "{problems:?}"
+    );
+    let written = write(
+        &channels_yaml(&[("a", 1, "epg: missing.yaml"), ("b", 2, "epg: guide.txt")]),
+        &[],
+    );
+    assert_eq!(
+        written.problems(),
+        [
+            "./catalog.yaml:8:10: cannot read epg file ./missing.yaml: No such file or directory (os error 2)",
+            "./catalog.yaml:15:10: epg file `guide.txt` must be a schedule (.yaml, .yml) or an XMLTV file (.xml); write { xmltv: FILE } for an XMLTV file with another name",
+        ]
+    );
+}
+
+#[test]
+fn a_broken_xmltv_file_is_reported_in_its_own_file() {
+    let broken = XMLTV.replace("</title></programme>", "</title></programme");
+    let written = write(
+        &channels_yaml(&[("a", 1, "epg: { xmltv: guide.xml, channel: a.example.com }")]),
+        &[("guide.xml", &broken)],
+    );
+    let problems = written.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("./guide.xml:3:") && problems[0].contains("not well-formed XML"),
+        "{problems:?}"
+    );
+    let bad_time = XMLTV.replace("stop=\"20260101070000 +0000\"", "stop=\"tomorrow\"");
+    let written = write(
+        &channels_yaml(&[("a", 1, "epg: { xmltv: guide.xml, channel: a.example.com }")]),
+        &[("guide.xml", &bad_time)],
+    );
+    assert_eq!(
+        written.problems(),
+        ["./guide.xml:3:3: programme of channel `a.example.com` has stop=\"tomorrow\", not an XMLTV time such as \"20261224200000 +0100\""]
+    );
+}
+
+#[test]
+fn an_xmltv_file_without_the_channel_is_a_warning() {
+    // `epg: guide.xml` takes the headend channel id, which this file does not use.
+    let written = write(
+        &channels_yaml(&[("a", 1, "epg: guide.xml")]),
+        &[("guide.xml", XMLTV)],
+    );
+    let catalog = written.load().unwrap_or_else(|error| panic!("{error}"));
+    let warnings: Vec<String> = catalog
+        .warnings
+        .iter()
+        .map(|w| written.relative(&w.as_warning().to_string()))
+        .collect();
+    assert_eq!(
+        warnings,
+        ["./catalog.yaml:8:10: warning: XMLTV file ./guide.xml has no programme for channel `a`"]
+    );
+}
+
+/// `headend check` itself: warnings on stderr and success, errors on stderr and
+/// failure, one per line.
+#[test]
+fn check_prints_warnings_and_errors() {
+    let check = |written: &Written| {
+        let output = Command::new(env!("CARGO_BIN_EXE_headend"))
+            .arg("check")
+            .arg(&written.catalog)
+            .arg(repo(LADDERS))
+            .output()
+            .expect("runs headend check");
+        (
+            output.status.success(),
+            written.relative(&String::from_utf8_lossy(&output.stdout)),
+            written.relative(&String::from_utf8_lossy(&output.stderr)),
+        )
+    };
+    let warned = write(
+        &channels_yaml(&[("a", 1, "multicast: { group: 233.252.0.1, port: 5000 }")]),
+        &[],
+    );
+    assert_eq!(
+        check(&warned),
+        (
+            true,
+            "ok: 1 channels, 0 VOD assets, 3 ladders, 4 encoder profiles\n".to_owned(),
+            "./catalog.yaml:8:25: warning: multicast group 233.252.0.1 is outside 239.0.0.0/8, the range a site assigns for its own use (RFC 2365): make sure this group is yours to send to\n".to_owned()
+        )
+    );
+    let broken = write(
+        &channels_yaml(&[(
+            "a",
+            1,
+            "multicast: { group: 239.255.0.1, port: 5000, ttl: 300 }\nepg: a.yaml",
+        )]),
+        &[("a.yaml", "daily: [{ start: \"6\", title: A }]\n")],
+    );
+    assert_eq!(
+        check(&broken),
+        (
+            false,
+            String::new(),
+            "./catalog.yaml:8:55: multicast ttl must be from 0 to 255, not 300\n\
+             ./a.yaml:1:18: daily start must be a time of day such as \"06:00\" or \"21:30:00\", not `6`\n"
+                .to_owned()
+        )
+    );
 }

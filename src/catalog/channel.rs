@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use url::Url;
 
+use super::{Epg, Multicast};
+
 /// One live channel: where its video comes from and what it is encoded to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Channel {
@@ -18,6 +20,10 @@ pub struct Channel {
     /// Name of the channel's [`Ladder`](super::Ladder).
     pub ladder: String,
     pub outputs: Outputs,
+    /// The MPEG-TS multicast feed for set-top boxes, if the channel has one.
+    pub multicast: Option<Multicast>,
+    /// Where the channel's programme guide comes from, if it has one.
+    pub epg: Option<Epg>,
 }
 
 /// Where a channel's input comes from. Only a validated catalog makes one, so

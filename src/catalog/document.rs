@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::asset::AssetSpec;
+use super::iptv::{EpgSpec, MulticastSpec};
 use super::ladder::{Audio, Rendition};
 use super::{EncoderProfile, Outputs};
 
@@ -48,6 +49,10 @@ pub(super) struct ChannelSpec {
     pub ladder: String,
     #[serde(default)]
     pub outputs: Outputs,
+    #[serde(default)]
+    pub multicast: Option<MulticastSpec>,
+    #[serde(default)]
+    pub epg: Option<EpgSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,7 +87,7 @@ fn default_window() -> u32 {
 }
 
 /// Lets an operator comment out every entry under `channels:` and leave the key.
-fn null_as_empty<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(super) fn null_as_empty<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,

@@ -35,8 +35,14 @@ pub struct Problem {
     pub message: String,
 }
 
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Problem {
+    /// The problem as a warning: `file:line:column: warning: message`, the way
+    /// compilers mark what is allowed but probably a mistake.
+    pub fn as_warning(&self) -> impl fmt::Display + '_ {
+        Warning(self)
+    }
+
+    fn place(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file.display())?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
@@ -44,7 +50,23 @@ impl fmt::Display for Problem {
                 write!(f, ":{column}")?;
             }
         }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.place(f)?;
         write!(f, ": {}", self.message)
+    }
+}
+
+struct Warning<'a>(&'a Problem);
+
+impl fmt::Display for Warning<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.place(f)?;
+        write!(f, ": warning: {}", self.0.message)
     }
 }
 
@@ -74,6 +96,18 @@ mod tests {
         assert_eq!(
             problem(None, None).to_string(),
             "manifests/channels.yaml: unknown ladder `hd`"
+        );
+    }
+
+    #[test]
+    fn warnings_say_so_after_the_place() {
+        assert_eq!(
+            problem(Some(3), Some(12)).as_warning().to_string(),
+            "manifests/channels.yaml:3:12: warning: unknown ladder `hd`"
+        );
+        assert_eq!(
+            problem(None, None).as_warning().to_string(),
+            "manifests/channels.yaml: warning: unknown ladder `hd`"
         );
     }
 

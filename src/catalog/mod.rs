@@ -1,4 +1,5 @@
-//! Catalog: channels, VOD assets, ladders and encoder profiles from YAML.
+//! Catalog: channels, VOD assets, ladders and encoder profiles from YAML, and the
+//! EPG schedule files channels name.
 //!
 //! Operators split the catalog over as many files as they like; any file may
 //! hold any of the top-level keys `channels:`, `assets:`, `ladders:` and
@@ -12,13 +13,21 @@
 //! refuse unknown fields, and stops at that file's first syntax or type error.
 //! A validation pass then checks every rule over all files that did parse and
 //! reports every problem at once, each placed at the line and column of the
-//! YAML node it is about (see `position`).
+//! YAML node it is about (see `position`). Some things are allowed but probably
+//! a mistake (a multicast group outside the site-local range): those are
+//! [`Catalog::warnings`], which do not stop loading.
+//!
+//! A channel's `epg:` file is read and checked at load time too (its problems
+//! are placed in that file), and read again each time the guide is served
+//! ([`guide`]), so an operator may edit it while the headend runs.
 
 mod asset;
 mod channel;
 mod document;
 mod encoder;
+mod epg;
 mod error;
+mod iptv;
 mod ladder;
 mod position;
 mod validate;
@@ -30,7 +39,12 @@ use std::path::{Path, PathBuf};
 pub use asset::{poster_extension, Subtitle, VodAsset, POSTER_EXTENSIONS};
 pub use channel::{Channel, Outputs, Source, SourceScheme};
 pub use encoder::{BitrateUnit, EncoderProfile};
+pub use epg::{guide, DailyProgramme, EpgFailure, Guide, Schedule};
 pub use error::{CatalogError, Problem};
+pub use iptv::{
+    mux_rate, Epg, Multicast, MulticastProtocol, MuxRateTooLow, DEFAULT_MUX_FACTOR_PERMILLE,
+    DEFAULT_MUX_OVERHEAD_BPS, DEFAULT_MUX_STEP_BPS, MIN_MUX_FACTOR_PERMILLE, MIN_MUX_OVERHEAD_BPS,
+};
 pub use ladder::{Audio, AudioCodec, H264Profile, Ladder, Rendition};
 pub use validate::is_url_segment;
 
@@ -48,6 +62,9 @@ pub struct Catalog {
     pub assets: Vec<VodAsset>,
     pub ladders: BTreeMap<String, Ladder>,
     pub encoders: BTreeMap<String, EncoderProfile>,
+    /// What is allowed but probably a mistake, ordered like problems. `headend
+    /// check` prints them and `headend run` logs them; they stop nothing.
+    pub warnings: Vec<Problem>,
 }
 
 impl Catalog {
@@ -99,6 +116,14 @@ impl Catalog {
         })
     }
 
+    /// The channels in channel-number order: the order of the M3U playlist and
+    /// the XMLTV guide.
+    pub fn channels_by_number(&self) -> Vec<&Channel> {
+        let mut channels: Vec<&Channel> = self.channels.iter().collect();
+        channels.sort_by_key(|channel| channel.number);
+        channels
+    }
+
     /// The VOD asset with this id.
     pub fn asset(&self, id: &str) -> Option<&VodAsset> {
         self.assets.iter().find(|asset| asset.id == id)
@@ -127,11 +152,13 @@ impl Catalog {
             }
         }
         let complete = parsed.len() == files.len();
-        let catalog = validate::assemble(&parsed, complete, &mut problems);
-        if problems.is_empty() {
+        let mut catalog = validate::assemble(&parsed, complete, &mut problems);
+        let (errors, warnings) = problems.into_sorted();
+        if errors.is_empty() {
+            catalog.warnings = warnings;
             Ok(catalog)
         } else {
-            Err(CatalogError::Invalid(problems.into_sorted()))
+            Err(CatalogError::Invalid(errors))
         }
     }
 }

@@ -2,15 +2,20 @@
 //! problem rather than stopping at the first, each placed at the YAML node it
 //! is about.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::fs;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::asset::{self, AssetSpec};
 use super::document::{ChannelSpec, Document, LadderSpec};
+use super::epg::Schedule;
+use super::iptv::{self, Finding, MulticastDraft};
 use super::position::{DuplicateKey, NodePath, Position, Positions};
-use super::{Catalog, Channel, EncoderProfile, Ladder, Problem, Source, Subtitle, VodAsset};
+use super::{Catalog, Channel, EncoderProfile, Epg, Ladder, Problem, Source, Subtitle, VodAsset};
+use crate::iptv::xmltv;
 
 /// Channel ids and rendition names are URL path segments: lowercase so URLs
 /// are case-proof, and no dots so they never look like file names.
@@ -40,37 +45,68 @@ pub(super) struct Parsed {
     pub duplicate_keys: Vec<DuplicateKey>,
 }
 
-/// Problems from all files, each tagged with its file's place in the
-/// argument list so the report reads file by file, top to bottom.
+/// Problems (errors and warnings) from all files, each tagged with its catalog
+/// file's place in the argument list so the report reads file by file, top to
+/// bottom; the problems in a file a catalog file names (an EPG schedule) come
+/// right after that catalog file's own.
 #[derive(Debug, Default)]
-pub(super) struct Problems(Vec<(usize, Problem)>);
+pub(super) struct Problems {
+    errors: Vec<Ranked>,
+    warnings: Vec<Ranked>,
+}
+
+/// (catalog file order, 0 for the catalog file itself or 1 for a file it names,
+/// the problem).
+type Ranked = (usize, u8, Problem);
+
+fn problem(file: &Path, at: Option<Position>, message: String) -> Problem {
+    Problem {
+        file: file.to_owned(),
+        line: at.map(|at| at.line),
+        column: at.map(|at| at.column),
+        message,
+    }
+}
 
 impl Problems {
     pub fn push(&mut self, order: usize, file: &Path, at: Option<Position>, message: String) {
-        self.0.push((
-            order,
-            Problem {
-                file: file.to_owned(),
-                line: at.map(|at| at.line),
-                column: at.map(|at| at.column),
-                message,
-            },
-        ));
+        self.errors.push((order, 0, problem(file, at, message)));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// An error in `file`, a file named by catalog file `order`.
+    fn push_named(&mut self, order: usize, file: &Path, at: Option<Position>, message: String) {
+        self.errors.push((order, 1, problem(file, at, message)));
     }
 
+    fn warn(&mut self, order: usize, file: &Path, at: Option<Position>, message: String) {
+        self.warnings.push((order, 0, problem(file, at, message)));
+    }
+
+    /// The number of errors.
     fn len(&self) -> usize {
-        self.0.len()
+        self.errors.len()
     }
 
-    pub fn into_sorted(mut self) -> Vec<Problem> {
-        self.0
-            .sort_by_key(|(order, problem)| (*order, problem.line, problem.column));
-        self.0.into_iter().map(|(_, problem)| problem).collect()
+    /// Errors and warnings, each sorted.
+    pub fn into_sorted(self) -> (Vec<Problem>, Vec<Problem>) {
+        (sorted(self.errors), sorted(self.warnings))
     }
+}
+
+fn sorted(mut problems: Vec<Ranked>) -> Vec<Problem> {
+    problems.sort_by(|(order, rank, problem), (other_order, other_rank, other)| {
+        (order, rank, &problem.file, problem.line, problem.column).cmp(&(
+            other_order,
+            other_rank,
+            &other.file,
+            other.line,
+            other.column,
+        ))
+    });
+    problems
+        .into_iter()
+        .map(|(_, _, problem)| problem)
+        .collect()
 }
 
 /// Where something was first defined, for "already used at …" messages.
@@ -131,6 +167,46 @@ impl<'a> FileCheck<'a, '_> {
         let at = self.positions.key(path);
         self.problems.push(self.order, self.file, at, message);
     }
+
+    /// A finding about the node at `path` or one of its fields.
+    fn finding(&mut self, path: &NodePath, finding: Finding) {
+        let path = match finding.field {
+            Some(field) => path.key(field),
+            None => path.clone(),
+        };
+        let at = self.positions.value(&path);
+        if finding.warning {
+            self.problems
+                .warn(self.order, self.file, at, finding.message);
+        } else {
+            self.problems
+                .push(self.order, self.file, at, finding.message);
+        }
+    }
+}
+
+/// A channel's `multicast:` waiting for the ladders: its rendition and mux rate
+/// are checked once every file is read, whether or not the channel has other
+/// problems, so that every problem is reported at once.
+struct PendingMulticast<'a> {
+    /// Index in `Catalog::channels`; `None` for a channel with other problems.
+    channel: Option<usize>,
+    ladder: &'a str,
+    order: usize,
+    file: &'a Path,
+    /// Where the `multicast:` fields are, for problems.
+    places: HashMap<&'static str, Option<Position>>,
+    draft: MulticastDraft,
+}
+
+/// A channel's `epg:`, checked once all channels are known so a file several
+/// channels share is read once.
+struct EpgUse<'a> {
+    order: usize,
+    place: Place<'a>,
+    /// The file as problems show it.
+    shown: PathBuf,
+    epg: Epg,
 }
 
 /// Builds the catalog from every parsed file. `complete` is false when some
@@ -143,6 +219,9 @@ pub(super) fn assemble(files: &[Parsed], complete: bool, problems: &mut Problems
     let mut asset_ids: HashMap<&str, Place> = HashMap::new();
     let mut ladders: HashMap<&str, Place> = HashMap::new();
     let mut encoders: HashMap<&str, Place> = HashMap::new();
+    let mut multicast_addresses: HashMap<(Ipv4Addr, u16), (&str, Place)> = HashMap::new();
+    let mut pending_multicast = Vec::new();
+    let mut epg_uses = Vec::new();
     let mut ladder_references = Vec::new();
     let mut encoder_references = Vec::new();
 
@@ -193,7 +272,64 @@ pub(super) fn assemble(files: &[Parsed], complete: bool, problems: &mut Problems
                 place: check.place(&at.key("ladder")),
                 name: &spec.ladder,
             });
-            if let Some(channel) = check_channel(&mut check, &at, spec, base) {
+            let before = check.problems.len();
+            let multicast = spec.multicast.as_ref().and_then(|multicast| {
+                let at = at.key("multicast");
+                let (draft, findings) = iptv::check_multicast(multicast);
+                for finding in findings {
+                    check.finding(&at, finding);
+                }
+                let draft = draft?;
+                let address = (draft.group, draft.port);
+                if let Some((first_id, first)) = multicast_addresses.get(&address) {
+                    check.at(
+                        &at.key("port"),
+                        format!(
+                            "multicast group {} port {} is already used by channel `{first_id}` at {first}",
+                            draft.group, draft.port
+                        ),
+                    );
+                } else {
+                    multicast_addresses.insert(address, (&spec.id, check.place(&at.key("port"))));
+                }
+                let places = ["rendition", "mux_rate"]
+                    .into_iter()
+                    .map(|field| (field, check.positions.value(&at.key(field))))
+                    .collect();
+                Some((draft, places))
+            });
+            let epg = spec.epg.as_ref().and_then(|epg| {
+                let at = at.key("epg");
+                match iptv::resolve_epg(epg, &spec.id, base) {
+                    Ok((epg, shown)) => {
+                        epg_uses.push(EpgUse {
+                            order,
+                            place: check.place(&at),
+                            shown,
+                            epg: epg.clone(),
+                        });
+                        Some(epg)
+                    }
+                    Err(finding) => {
+                        check.finding(&at, finding);
+                        None
+                    }
+                }
+            });
+            let channel = check_channel(&mut check, &at, spec, base)
+                .filter(|_| check.problems.len() == before);
+            if let Some((draft, places)) = multicast {
+                pending_multicast.push(PendingMulticast {
+                    channel: channel.is_some().then_some(catalog.channels.len()),
+                    ladder: &spec.ladder,
+                    order,
+                    file: &parsed.file,
+                    places,
+                    draft,
+                });
+            }
+            if let Some(mut channel) = channel {
+                channel.epg = epg;
                 catalog.channels.push(channel);
             }
         }
@@ -257,6 +393,27 @@ pub(super) fn assemble(files: &[Parsed], complete: bool, problems: &mut Problems
         }
     }
 
+    for pending in pending_multicast {
+        // A ladder that is unknown or has problems of its own is reported as such.
+        let Some(ladder) = catalog.ladders.get(pending.ladder) else {
+            continue;
+        };
+        match iptv::resolve_multicast(pending.draft, pending.ladder, ladder) {
+            Ok(multicast) => {
+                if let Some(channel) = pending.channel.and_then(|i| catalog.channels.get_mut(i)) {
+                    channel.multicast = Some(multicast);
+                }
+            }
+            Err(finding) => {
+                let at = finding
+                    .field
+                    .and_then(|field| pending.places.get(field).copied().flatten());
+                problems.push(pending.order, pending.file, at, finding.message);
+            }
+        }
+    }
+    check_epg_files(&epg_uses, problems);
+
     if complete {
         for reference in ladder_references {
             if !ladders.contains_key(reference.name) {
@@ -290,6 +447,82 @@ pub(super) fn assemble(files: &[Parsed], complete: bool, problems: &mut Problems
         }
     }
     catalog
+}
+
+/// Reads every EPG file the channels name, each once: a schedule's problems are
+/// placed in the schedule, an XMLTV file's first error in that file, and a file that
+/// cannot be read (or an XMLTV file without a programme for a channel) at the
+/// channel's `epg:`.
+fn check_epg_files(uses: &[EpgUse], problems: &mut Problems) {
+    let mut files: BTreeMap<(&Path, bool), Vec<&EpgUse>> = BTreeMap::new();
+    for epg_use in uses {
+        let xmltv = matches!(epg_use.epg, Epg::Xmltv { .. });
+        files
+            .entry((epg_use.epg.path(), xmltv))
+            .or_default()
+            .push(epg_use);
+    }
+    for ((path, _), users) in files {
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) => {
+                for user in users {
+                    problems.push(
+                        user.order,
+                        user.place.file,
+                        user.place.at,
+                        format!("cannot read epg file {}: {error}", user.shown.display()),
+                    );
+                }
+                continue;
+            }
+        };
+        // The first channel to name the file places its problems in the report.
+        let first = users[0];
+        let wanted: BTreeSet<&str> = users
+            .iter()
+            .filter_map(|user| match &user.epg {
+                Epg::Xmltv { channel, .. } => Some(channel.as_str()),
+                Epg::Schedule { .. } => None,
+            })
+            .collect();
+        if wanted.is_empty() {
+            if let Err(found) = Schedule::parse(&text) {
+                for (at, message) in found {
+                    problems.push_named(first.order, &first.shown, at, message);
+                }
+            }
+            continue;
+        }
+        match xmltv::read(&text, &wanted) {
+            Err(error) => problems.push_named(
+                first.order,
+                &first.shown,
+                Some(Position {
+                    line: error.line,
+                    column: error.column,
+                }),
+                error.message,
+            ),
+            Ok(guide) => {
+                for user in users {
+                    if let Epg::Xmltv { channel, .. } = &user.epg {
+                        if !guide.contains_key(channel) {
+                            problems.warn(
+                                user.order,
+                                user.place.file,
+                                user.place.at,
+                                format!(
+                                    "XMLTV file {} has no programme for channel `{channel}`",
+                                    user.shown.display()
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// "defined: a, b" or "no ladders are defined", sorted for a stable message.
@@ -352,6 +585,9 @@ fn check_channel(
         source,
         ladder: spec.ladder.clone(),
         outputs: spec.outputs.clone(),
+        // Filled in by `assemble`, which checks them.
+        multicast: None,
+        epg: None,
     })
 }
 
@@ -771,7 +1007,7 @@ ladders:
         );
         assert_eq!(
             problems(&[("c.yaml", &text), ("l.yaml", LADDERS), ("e.yaml", ENCODERS)]),
-            ["c.yaml:8:5: channels[0]: unknown field `colour`, expected one of `id`, `number`, `name`, `group`, `logo`, `source`, `ladder`, `outputs`"]
+            ["c.yaml:8:5: channels[0]: unknown field `colour`, expected one of `id`, `number`, `name`, `group`, `logo`, `source`, `ladder`, `outputs`, `multicast`, `epg`"]
         );
     }
 

@@ -1,5 +1,6 @@
 //! Origin: the HTTP server that plays out the live window from the [`SegmentStore`]
-//! and published VOD assets from disk.
+//! and published VOD assets from disk, and lists the catalog's channels and their
+//! guide for IPTV apps (`listing.rs`: `/playlist.m3u`, `/epg.xml`).
 //!
 //! hyper 1.x on tokio, HTTP/1.1 and HTTP/2 (h2c prior knowledge) on one port through
 //! hyper-util's auto builder. Live answers are built from `Bytes` already in memory
@@ -18,9 +19,12 @@
 
 mod etag;
 mod idle;
+mod listing;
 mod range;
 mod route;
 mod service;
+
+pub use listing::{PublicUrl, PublicUrlError};
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
@@ -41,6 +45,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::catalog::Catalog;
 use crate::store::SegmentStore;
 
 /// How long open connections may take to finish after shutdown is asked for.
@@ -67,6 +72,9 @@ pub struct OriginConfig {
     /// The VOD library (`{data}/vod`, see `vod::Library`) served under `/vod/`;
     /// `None` serves no VOD.
     pub vod_root: Option<PathBuf>,
+    /// The base of the absolute URLs in `/playlist.m3u` and `/epg.xml`; `None` takes
+    /// `http://` and the request's `Host`.
+    pub public_url: Option<PublicUrl>,
 }
 
 impl Default for OriginConfig {
@@ -78,6 +86,7 @@ impl Default for OriginConfig {
             idle_timeout: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(10),
             vod_root: None,
+            public_url: None,
         }
     }
 }
@@ -102,6 +111,7 @@ pub struct Origin {
     local_addr: SocketAddr,
     config: OriginConfig,
     store: Arc<SegmentStore>,
+    catalog: Option<Arc<Catalog>>,
 }
 
 impl std::fmt::Debug for Origin {
@@ -132,7 +142,15 @@ impl Origin {
             local_addr,
             config,
             store,
+            catalog: None,
         })
+    }
+
+    /// Lists `catalog`'s channels at `/playlist.m3u` and their guide at `/epg.xml`.
+    /// Without a catalog both answer 404.
+    pub fn with_catalog(mut self, catalog: Arc<Catalog>) -> Origin {
+        self.catalog = Some(catalog);
+        self
     }
 
     /// The address actually bound (the port is chosen by the OS for port 0).
@@ -151,11 +169,15 @@ impl Origin {
             local_addr,
             config,
             store,
+            catalog,
         } = self;
         let builder = Arc::new(connection_builder(&config));
         let sources = Arc::new(service::Sources {
             store,
             vod_root: config.vod_root.clone(),
+            catalog,
+            public_url: config.public_url.clone(),
+            epg_failures: Arc::default(),
         });
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
@@ -189,13 +211,17 @@ impl Origin {
                     if let Err(e) = stream.set_nodelay(true) {
                         debug!(%peer, error = %e, "Could not set TCP_NODELAY.");
                     }
+                    // The address this client reached (not 0.0.0.0): listings fall back
+                    // to it for their URLs when a request names no host.
+                    let reached = listing::LocalAddr(stream.local_addr().unwrap_or(local_addr));
                     let io = TokioIo::new(idle::IdleTimeout::new(stream, config.idle_timeout));
                     let builder = Arc::clone(&builder);
                     let sources = Arc::clone(&sources);
                     let watcher = graceful.watcher();
                     connections.spawn(async move {
-                        let service = service_fn(move |req: Request<Incoming>| {
+                        let service = service_fn(move |mut req: Request<Incoming>| {
                             let sources = Arc::clone(&sources);
+                            req.extensions_mut().insert(reached);
                             async move {
                                 let response = service::respond(&sources, &req).await;
                                 debug!(

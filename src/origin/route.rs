@@ -16,6 +16,10 @@ use crate::catalog::is_url_segment;
 pub(crate) enum Route {
     /// `/healthz`
     Health,
+    /// `/playlist.m3u`: the channel list for IPTV apps.
+    Playlist,
+    /// `/epg.xml`: the XMLTV guide of the playlist's channels.
+    Guide,
     /// `/live/{channel}/master.m3u8`
     Master { channel: String },
     /// `/live/{channel}/{track}/index.m3u8`
@@ -116,6 +120,8 @@ pub(crate) fn parse(path: &str) -> Result<Route, RouteError> {
     let names: Vec<&str> = segments.iter().map(String::as_str).collect();
     match names.as_slice() {
         ["healthz"] => Ok(Route::Health),
+        ["playlist.m3u"] => Ok(Route::Playlist),
+        ["epg.xml"] => Ok(Route::Guide),
         ["time"] => Ok(Route::Time),
         ["vod", asset, rest @ ..] => {
             if !is_url_segment(asset) {
@@ -342,6 +348,21 @@ mod tests {
             parse("/live/news/720p/18446744073709551615.m4s"),
             Ok(segment("news", "720p", u64::MAX))
         );
+    }
+
+    #[test]
+    fn listings_for_iptv_apps() {
+        assert_eq!(parse("/playlist.m3u"), Ok(Route::Playlist));
+        assert_eq!(parse("/epg.xml"), Ok(Route::Guide));
+        for path in [
+            "/playlist.m3u/",
+            "/playlist.m3u8",
+            "/live/playlist.m3u",
+            "/EPG.xml",
+            "/epg.xml/x",
+        ] {
+            assert_eq!(parse(path), Err(RouteError::NotFound), "{path}");
+        }
     }
 
     #[test]

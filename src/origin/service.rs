@@ -14,8 +14,10 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
 
 use super::etag;
+use super::listing::{self, FailureLog, ListingError, PublicUrl};
 use super::range::{self, ByteRange};
 use super::route::{self, Route, RouteError, VodFile};
+use crate::catalog::Catalog;
 use crate::store::{LiveChannel, SegmentStore, AUDIO_TRACK};
 
 pub(crate) type Body = Full<Bytes>;
@@ -31,6 +33,17 @@ const AUDIO_INIT_TYPE: &str = "audio/mp4";
 /// IANA's type for CMAF/ISO BMFF media segments (RFC 8216 §3.3 leaves the type open).
 const SEGMENT_TYPE: &str = "video/iso.segment";
 const TEXT_TYPE: &str = "text/plain; charset=utf-8";
+/// The M3U channel list. `audio/x-mpegurl` is what shared-mime-info, Apache and
+/// players (VLC, Kodi) take for `.m3u`; `application/vnd.apple.mpegurl` would claim an
+/// HLS playlist, which this is not. No `charset` parameter: the extended M3U of IPTV
+/// apps is UTF-8 by convention, and some players compare the type string whole.
+const M3U_TYPE: &str = "audio/x-mpegurl";
+const XMLTV_TYPE: &str = "application/xml; charset=utf-8";
+/// The channel list changes only with the catalog; a few seconds lets an edge cache
+/// absorb a burst of set-top boxes starting at once.
+const M3U_CACHE: &str = "max-age=5";
+/// The guide follows EPG file edits within a minute; apps fetch it rarely.
+const GUIDE_CACHE: &str = "max-age=60";
 /// Init segments and media segments never change under their URL, so caches may keep
 /// them for the longest time RFC 9111 practice allows and skip revalidation.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -60,11 +73,17 @@ pub(crate) fn playlist_cache_control(target_duration: Duration) -> String {
     }
 }
 
-/// Where answers come from: the live window in memory, and the VOD library on disk.
+/// Where answers come from: the live window in memory, the VOD library on disk, and
+/// the catalog for the IPTV listings.
 pub(crate) struct Sources {
     pub store: Arc<SegmentStore>,
     /// `{data}/vod`; `None` serves no VOD.
     pub vod_root: Option<PathBuf>,
+    /// What `/playlist.m3u` and `/epg.xml` list; `None` serves neither.
+    pub catalog: Option<Arc<Catalog>>,
+    /// The base of the listings' URLs; `None` takes it from each request.
+    pub public_url: Option<PublicUrl>,
+    pub epg_failures: Arc<FailureLog>,
 }
 
 /// Answers one request.
@@ -86,6 +105,16 @@ pub(crate) async fn respond<B>(sources: &Sources, req: &Request<B>) -> Response<
         Ok(Route::Vod { asset, file }) => match &sources.vod_root {
             Some(root) => vod_file(root, &asset, &file).await,
             None => Err(Missing::NotFound),
+        },
+        Ok(route @ (Route::Playlist | Route::Guide)) => match listing(sources, req, &route).await {
+            Ok(resource) => Ok(resource),
+            Err(ListingError::NoCatalog) => Err(Missing::NotFound),
+            Err(ListingError::BadRequest(message)) => {
+                return error_text(StatusCode::BAD_REQUEST, method, &format!("{message}\n"));
+            }
+            Err(ListingError::Internal) => {
+                return error(StatusCode::INTERNAL_SERVER_ERROR, method);
+            }
         },
         Ok(route) => lookup(&sources.store, &route),
         Err(_) => Err(Missing::NotFound),
@@ -116,6 +145,32 @@ fn is_origin_form<B>(req: &Request<B>) -> bool {
         Version::HTTP_2 | Version::HTTP_3 => path_ok,
         _ => path_ok && uri.scheme().is_none() && uri.authority().is_none(),
     }
+}
+
+/// `/playlist.m3u` or `/epg.xml`, from the catalog.
+async fn listing<B>(
+    sources: &Sources,
+    req: &Request<B>,
+    route: &Route,
+) -> Result<Resource, ListingError> {
+    let catalog = sources.catalog.clone().ok_or(ListingError::NoCatalog)?;
+    let (body, content_type, cache_control) = if *route == Route::Playlist {
+        let transport = listing::transport(req.uri().query())?;
+        let base = listing::base_url(sources.public_url.as_ref(), req);
+        let body = listing::playlist(&catalog, &base, transport);
+        (body, M3U_TYPE, M3U_CACHE)
+    } else {
+        let body = listing::guide_off_runtime(catalog, Arc::clone(&sources.epg_failures)).await?;
+        (body, XMLTV_TYPE, GUIDE_CACHE)
+    };
+    let body = Bytes::from(body);
+    let etag = etag::for_content(&body);
+    Ok(Resource {
+        body,
+        content_type,
+        cache_control: cache_control.to_owned(),
+        etag: Some(etag),
+    })
 }
 
 /// A representation found in the store.
@@ -163,8 +218,8 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
             resource.content_type = MPD_TYPE;
             Ok(resource)
         }
-        // Answered from disk by `vod_file`.
-        Route::Vod { .. } => Err(Missing::NotFound),
+        // Answered from disk by `vod_file`, and from the catalog by `listing`.
+        Route::Vod { .. } | Route::Playlist | Route::Guide => Err(Missing::NotFound),
         Route::Master { channel } => {
             let live = store.channel(channel).ok_or(Missing::NotFound)?;
             let body = live.master_playlist().ok_or(Missing::NotYet)?;
@@ -417,6 +472,12 @@ fn method_not_allowed(method: &Method) -> Response<Body> {
 /// the store that the status does not already say.
 fn error(status: StatusCode, method: &Method) -> Response<Body> {
     let text = format!("{}\n", status.canonical_reason().unwrap_or("error"));
+    error_text(status, method, &text)
+}
+
+/// A plain-text error that says what to send instead.
+fn error_text(status: StatusCode, method: &Method, text: &str) -> Response<Body> {
+    let text = text.to_owned();
     let len = text.len() as u64;
     let mut response = Response::new(Body::new(Bytes::from(text)));
     *response.status_mut() = status;
@@ -500,6 +561,9 @@ mod tests {
         let sources = Sources {
             store: Arc::clone(store),
             vod_root: None,
+            catalog: None,
+            public_url: None,
+            epg_failures: Arc::default(),
         };
         super::respond(&sources, req)
             .now_or_never()
@@ -722,6 +786,112 @@ mod tests {
         );
     }
 
+    fn listing_sources(catalog: &Catalog, public_url: Option<&str>) -> Sources {
+        Sources {
+            store: SegmentStore::new(),
+            vod_root: None,
+            catalog: Some(Arc::new(catalog.clone())),
+            public_url: public_url.map(|url| url.parse().expect("a valid public URL")),
+            epg_failures: Arc::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_playlist_has_its_type_short_caching_and_a_tag() {
+        let fixture = super::super::listing::tests::Fixture::new();
+        let sources = listing_sources(&fixture.catalog, None);
+        let req = request(Method::GET, "/playlist.m3u", &[("host", "tv.lan:8080")]);
+        let response = super::respond(&sources, &req).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "content-type"), Some(M3U_TYPE));
+        assert_eq!(header(&response, "cache-control"), Some(M3U_CACHE));
+        let tag = header(&response, "etag").expect("a tag").to_owned();
+        let text = String::from_utf8(body(response).await).expect("UTF-8");
+        assert!(
+            text.starts_with("#EXTM3U x-tvg-url=\"http://tv.lan:8080/epg.xml\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nhttp://tv.lan:8080/live/news/master.m3u8\n"),
+            "{text}"
+        );
+        // Revalidation, and HEAD with the GET headers and no body.
+        let req = request(
+            Method::GET,
+            "/playlist.m3u",
+            &[("host", "tv.lan:8080"), ("if-none-match", &tag)],
+        );
+        assert_eq!(
+            super::respond(&sources, &req).await.status(),
+            StatusCode::NOT_MODIFIED
+        );
+        let req = request(Method::HEAD, "/playlist.m3u", &[("host", "tv.lan:8080")]);
+        let head = super::respond(&sources, &req).await;
+        assert_eq!(head.status(), StatusCode::OK);
+        assert_eq!(
+            header(&head, "content-length"),
+            Some(text.len().to_string().as_str())
+        );
+        assert_eq!(body(head).await, b"");
+        // A public URL wins over the Host header.
+        let sources = listing_sources(&fixture.catalog, Some("https://tv.example.com/"));
+        let req = request(
+            Method::GET,
+            "/playlist.m3u?transport=http",
+            &[("host", "tv.lan:8080")],
+        );
+        let text =
+            String::from_utf8(body(super::respond(&sources, &req).await).await).expect("UTF-8");
+        assert!(
+            text.starts_with("#EXTM3U x-tvg-url=\"https://tv.example.com/epg.xml\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nhttps://tv.example.com/ts/radio\n"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_transport_is_a_bad_request_that_says_why() {
+        let fixture = super::super::listing::tests::Fixture::new();
+        let sources = listing_sources(&fixture.catalog, None);
+        let req = request(Method::GET, "/playlist.m3u?transport=dash", &[]);
+        let response = super::respond(&sources, &req).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(header(&response, "content-type"), Some(TEXT_TYPE));
+        assert_eq!(header(&response, "cache-control"), Some(NO_STORE));
+        assert_eq!(
+            body(response).await,
+            b"unknown transport \"dash\": use hls (the default), http or multicast\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_guide_is_xml_cached_for_a_minute() {
+        let fixture = super::super::listing::tests::Fixture::new();
+        let sources = listing_sources(&fixture.catalog, None);
+        let response = super::respond(&sources, &request(Method::GET, "/epg.xml", &[])).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "content-type"), Some(XMLTV_TYPE));
+        assert_eq!(header(&response, "cache-control"), Some(GUIDE_CACHE));
+        assert!(header(&response, "etag").is_some());
+        let text = String::from_utf8(body(response).await).expect("UTF-8");
+        assert!(text.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE tv SYSTEM \"xmltv.dtd\">\n<tv generator-info-name=\"headend\">"), "{text}");
+    }
+
+    #[test]
+    fn without_a_catalog_there_is_no_listing() {
+        let store = store();
+        for target in ["/playlist.m3u", "/epg.xml", "/playlist.m3u?transport=bogus"] {
+            assert_eq!(
+                get(&store, target, &[]).status(),
+                StatusCode::NOT_FOUND,
+                "{target}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn time_is_iso_8601_utc_to_the_millisecond_and_never_cached() {
         let store = store();
@@ -777,6 +947,9 @@ mod tests {
             let sources = Sources {
                 store: SegmentStore::new(),
                 vod_root: Some(self.0.clone()),
+                catalog: None,
+                public_url: None,
+                epg_failures: Arc::default(),
             };
             super::respond(&sources, &request(Method::GET, target, headers)).await
         }

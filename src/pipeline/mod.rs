@@ -20,7 +20,9 @@ use bytes::{Bytes, BytesMut};
 use gst::prelude::*;
 use tracing::{debug, error};
 
-use crate::catalog::{BitrateUnit, Catalog, Channel, EncoderProfile, Ladder, Rendition};
+use crate::catalog::{
+    BitrateUnit, Catalog, Channel, EncoderProfile, Ladder, MulticastProtocol, Rendition,
+};
 use crate::packager::{codecs, Fragment, Packager, TrackId, TrackMedia};
 use crate::store::AUDIO_TRACK;
 pub use schedule::{Schedule, Timeline};
@@ -143,15 +145,29 @@ impl ChannelPipeline {
 /// ladder's highest-bitrate one.
 fn ts_settings(channel: &Channel, ladder: &Ladder) -> TsSettings {
     let top = ladder.renditions.iter().max_by_key(|r| r.bitrate);
-    let rendition = top.map(|r| r.name.clone()).unwrap_or_default();
-    let video = top.map_or(0, |r| u64::from(r.bitrate));
-    let expected_rate = (video + u64::from(ladder.audio.bitrate)) * 1300;
+    let rendition = match &channel.multicast {
+        Some(multicast) => multicast.rendition.clone(),
+        None => top.map(|r| r.name.clone()).unwrap_or_default(),
+    };
+    let video = ladder
+        .renditions
+        .iter()
+        .find(|r| r.name == rendition)
+        .map_or(0, |r| u64::from(r.bitrate));
     TsSettings {
         rendition,
         program: u16::try_from(channel.number).unwrap_or(u16::MAX),
         name: channel.name.clone(),
-        expected_rate,
-        multicast: None,
+        // Kilobits to bits, with a third more for peaks and the muxing overhead.
+        expected_rate: (video + u64::from(ladder.audio.bitrate)) * 1300,
+        multicast: channel.multicast.as_ref().map(|m| MulticastFeed {
+            group: m.group,
+            port: m.port,
+            rtp: m.protocol == MulticastProtocol::Rtp,
+            interface: m.interface.clone(),
+            ttl: m.ttl,
+            mux_rate: m.mux_rate,
+        }),
     }
 }
 

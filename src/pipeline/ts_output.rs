@@ -234,7 +234,8 @@ fn attach_multicast(
     sink.set_property("host", feed.group.to_string());
     sink.set_property("port", i32::from(feed.port));
     sink.set_property("ttl-mc", i32::try_from(feed.ttl).unwrap_or(0));
-    sink.set_property("auto-multicast", true);
+    // A sender need not join the group (joining fails where no route to it exists).
+    sink.set_property("auto-multicast", false);
     if let Some(interface) = &feed.interface {
         sink.set_property("multicast-iface", interface);
     }
