@@ -41,6 +41,9 @@ pub(crate) enum Route {
     Manifest { channel: String },
     /// `/time`: the origin's clock, for DASH `UTCTiming`.
     Time,
+    /// `/ts/{channel}`: the channel's MPEG transport stream, for as long as the client
+    /// reads.
+    Ts { channel: String },
     /// `/vod/{asset}/...`
     Vod { asset: String, file: VodFile },
 }
@@ -123,6 +126,9 @@ pub(crate) fn parse(path: &str) -> Result<Route, RouteError> {
         ["playlist.m3u"] => Ok(Route::Playlist),
         ["epg.xml"] => Ok(Route::Guide),
         ["time"] => Ok(Route::Time),
+        ["ts", channel] => Ok(Route::Ts {
+            channel: (*channel).to_owned(),
+        }),
         ["vod", asset, rest @ ..] => {
             if !is_url_segment(asset) {
                 return Err(RouteError::NotFound);

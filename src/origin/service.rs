@@ -8,8 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Either, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
 
@@ -19,8 +24,32 @@ use super::range::{self, ByteRange};
 use super::route::{self, Route, RouteError, VodFile};
 use crate::catalog::Catalog;
 use crate::store::{LiveChannel, SegmentStore, AUDIO_TRACK};
+use crate::ts::Subscription;
 
-pub(crate) type Body = Full<Bytes>;
+/// A whole answer from memory or disk, or a transport stream that goes on as long as
+/// the client reads.
+pub(crate) type Body = Either<Full<Bytes>, StreamBody<TsFrames>>;
+
+/// A TS client's stream as HTTP body frames.
+pub(crate) struct TsFrames(Subscription);
+
+impl futures_util::Stream for TsFrames {
+    type Item = Result<Frame<Bytes>, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.0)
+            .poll_next(cx)
+            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}
+
+fn whole(bytes: Bytes) -> Body {
+    Either::Left(Full::new(bytes))
+}
+
+fn empty() -> Body {
+    whole(Bytes::new())
+}
 
 const SERVER: &str = "headend";
 const ALLOW: &str = "GET, HEAD, OPTIONS";
@@ -33,6 +62,8 @@ const AUDIO_INIT_TYPE: &str = "audio/mp4";
 /// IANA's type for CMAF/ISO BMFF media segments (RFC 8216 §3.3 leaves the type open).
 const SEGMENT_TYPE: &str = "video/iso.segment";
 const TEXT_TYPE: &str = "text/plain; charset=utf-8";
+/// RFC 3555 §4.2.9: an MPEG-2 transport stream.
+const TS_TYPE: &str = "video/mp2t";
 /// The M3U channel list. `audio/x-mpegurl` is what shared-mime-info, Apache and
 /// players (VLC, Kodi) take for `.m3u`; `application/vnd.apple.mpegurl` would claim an
 /// HLS playlist, which this is not. No `charset` parameter: the extended M3U of IPTV
@@ -102,6 +133,7 @@ pub(crate) async fn respond<B>(sources: &Sources, req: &Request<B>) -> Response<
         _ => return method_not_allowed(method),
     }
     let resource = match route {
+        Ok(Route::Ts { channel }) => return transport_stream(&sources.store, &channel, method),
         Ok(Route::Vod { asset, file }) => match &sources.vod_root {
             Some(root) => vod_file(root, &asset, &file).await,
             None => Err(Missing::NotFound),
@@ -132,6 +164,34 @@ pub(crate) async fn respond<B>(sources: &Sources, req: &Request<B>) -> Response<
         }
     };
     without_body_for_head(response, method)
+}
+
+/// `/ts/{channel}`: the channel's transport stream from its GOP cache on, for as long
+/// as the client keeps up. No length, no ranges, no caching: it is live. HEAD answers
+/// the headers without joining.
+fn transport_stream(store: &SegmentStore, channel: &str, method: &Method) -> Response<Body> {
+    let Some(live) = store.channel(channel) else {
+        return error(StatusCode::NOT_FOUND, method);
+    };
+    let hub = live.ts();
+    if !hub.ready() {
+        let mut response = error(StatusCode::SERVICE_UNAVAILABLE, method);
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+        return response;
+    }
+    let body = match *method {
+        Method::HEAD => empty(),
+        _ => Either::Right(StreamBody::new(TsFrames(hub.subscribe()))),
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    common_headers(headers);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(TS_TYPE));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+    response
 }
 
 /// RFC 9112 §3.2: an origin server is asked with origin-form (`/path?query`). We take
@@ -219,7 +279,9 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
             Ok(resource)
         }
         // Answered from disk by `vod_file`, and from the catalog by `listing`.
-        Route::Vod { .. } | Route::Playlist | Route::Guide => Err(Missing::NotFound),
+        Route::Vod { .. } | Route::Playlist | Route::Guide | Route::Ts { .. } => {
+            Err(Missing::NotFound)
+        }
         Route::Master { channel } => {
             let live = store.channel(channel).ok_or(Missing::NotFound)?;
             let body = live.master_playlist().ok_or(Missing::NotYet)?;
@@ -372,7 +434,7 @@ fn represent(resource: Resource, request: &HeaderMap, method: &Method) -> Respon
             .iter()
             .map(HeaderValue::as_bytes);
         if etag::none_match(values, tag) {
-            let mut response = Response::new(Body::default());
+            let mut response = Response::new(empty());
             *response.status_mut() = StatusCode::NOT_MODIFIED;
             let headers = response.headers_mut();
             common_headers(headers);
@@ -401,7 +463,7 @@ fn represent(resource: Resource, request: &HeaderMap, method: &Method) -> Respon
             (StatusCode::PARTIAL_CONTENT, slice, Some(content_range))
         }
         ByteRange::Unsatisfiable => {
-            let mut response = Response::new(Body::default());
+            let mut response = Response::new(empty());
             *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
             let headers = response.headers_mut();
             common_headers(headers);
@@ -414,7 +476,7 @@ fn represent(resource: Resource, request: &HeaderMap, method: &Method) -> Respon
     };
 
     let body_len = body.len() as u64;
-    let mut response = Response::new(Body::new(body));
+    let mut response = Response::new(whole(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     common_headers(headers);
@@ -440,7 +502,7 @@ fn if_range_allows(request: &HeaderMap, etag: Option<&str>) -> bool {
 }
 
 fn preflight() -> Response<Body> {
-    let mut response = Response::new(Body::default());
+    let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();
     common_headers(headers);
@@ -479,7 +541,7 @@ fn error(status: StatusCode, method: &Method) -> Response<Body> {
 fn error_text(status: StatusCode, method: &Method, text: &str) -> Response<Body> {
     let text = text.to_owned();
     let len = text.len() as u64;
-    let mut response = Response::new(Body::new(Bytes::from(text)));
+    let mut response = Response::new(whole(Bytes::from(text)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     common_headers(headers);
@@ -496,7 +558,7 @@ fn without_body_for_head(response: Response<Body>, method: &Method) -> Response<
         return response;
     }
     let (parts, _) = response.into_parts();
-    Response::from_parts(parts, Body::default())
+    Response::from_parts(parts, empty())
 }
 
 /// Headers on every answer. `Date` is added by hyper.
@@ -579,10 +641,8 @@ mod tests {
     }
 
     async fn body(response: Response<Body>) -> Vec<u8> {
-        match response.into_body().collect().await {
-            Ok(collected) => collected.to_bytes().to_vec(),
-            Err(never) => match never {},
-        }
+        let collected = response.into_body().collect().await;
+        collected.expect("a whole body").to_bytes().to_vec()
     }
 
     #[test]

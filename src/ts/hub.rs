@@ -101,6 +101,11 @@ impl TsHub {
         state.gop.clear();
     }
 
+    /// Whether a client would start at once: the hub holds a keyframe.
+    pub fn ready(&self) -> bool {
+        !self.state().gop.is_empty()
+    }
+
     /// How many clients are connected.
     pub fn clients(&self) -> usize {
         self.state().clients.len()
