@@ -145,8 +145,7 @@ impl TsHub {
             state.read_tables(h.pid, packet);
             if Some(h.pid) == state.video_pid && h.payload_unit_start && is_keyframe(packet) {
                 keyframe_at.get_or_insert(chunk.len());
-                let preamble = state.tables.values().flatten().copied().collect();
-                state.preamble = preamble;
+                state.preamble = state.preamble_now();
                 state.gop.clear();
             }
             if !state.preamble.is_empty() {
@@ -195,6 +194,25 @@ impl TsHub {
 }
 
 impl State {
+    /// The latest PAT, then the PMT, then the other tables (the SDT).
+    fn preamble_now(&self) -> Vec<u8> {
+        let rank = |pid: u16| match pid {
+            PAT_PID => 0,
+            pid if Some(pid) == self.pmt_pid => 1,
+            _ => 2,
+        };
+        let mut tables: Vec<(u16, &[u8; PACKET])> = self
+            .tables
+            .iter()
+            .map(|(pid, packet)| (*pid, packet))
+            .collect();
+        tables.sort_by_key(|(pid, _)| (rank(*pid), *pid));
+        tables
+            .into_iter()
+            .flat_map(|(_, packet)| packet.iter().copied())
+            .collect()
+    }
+
     /// Follows PAT → PMT → video PID, and keeps the latest copy of each table.
     fn read_tables(&mut self, pid: u16, packet: &[u8]) {
         let is_table = pid == PAT_PID || pid == SDT_PID || Some(pid) == self.pmt_pid;

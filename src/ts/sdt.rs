@@ -11,6 +11,9 @@ use super::{crc32_mpeg2, header, parse_pat, NULL_PID, PACKET, PAT_PID, SDT_PID, 
 const DIGITAL_TV: u8 = 0x01;
 /// Names longer than this are cut (at a character boundary) so the table fits a packet.
 const MAX_NAME_BYTES: usize = 64;
+/// A constant-rate stream with no null packet for this many intervals (a mux rate too
+/// low for its content) gets the table added anyway: a box must learn the name.
+const OVERDUE_FACTOR: u32 = 4;
 /// Before the muxer's PAT gives the transport stream id.
 const DEFAULT_TSID: u16 = 1;
 /// `original_network_id` 0xFF01..=0xFFFF are for temporary private use.
@@ -132,7 +135,10 @@ impl SdtInserter {
             }
             return None;
         }
-        if self.replace_nulls {
+        let overdue = self
+            .last
+            .is_some_and(|last| time.saturating_sub(last) >= self.interval * OVERDUE_FACTOR);
+        if self.replace_nulls && !overdue {
             // No null packet in this buffer: try the next one.
             return None;
         }
