@@ -403,7 +403,7 @@ fn several_problems_are_reported_at_once_in_file_order() {
         "several_problems",
         &[
             (3, 9, "channel id `News` must match ^[a-z0-9][a-z0-9_-]*$"),
-            (4, 13, "channel number must be greater than 0"),
+            (4, 13, "channel number must be from 1 to 65535, not 0"),
             (7, 20, "udp:// source needs a port"),
             (
                 14,

@@ -564,10 +564,14 @@ fn check_channel(
             ),
         );
     }
-    if spec.number == 0 {
+    // The number is also the transport stream's 16-bit program number.
+    if spec.number == 0 || spec.number > u32::from(u16::MAX) {
         check.at(
             &at.key("number"),
-            "channel number must be greater than 0".to_owned(),
+            format!(
+                "channel number must be from 1 to 65535, not {}",
+                spec.number
+            ),
         );
     }
     if spec.name.trim().is_empty() {
@@ -1080,9 +1084,14 @@ ladders:
         assert_eq!(
             problems(&[("c.yaml", &text), ("l.yaml", LADDERS), ("e.yaml", ENCODERS)]),
             [
-                "c.yaml:3:13: channel number must be greater than 0",
+                "c.yaml:3:13: channel number must be from 1 to 65535, not 0",
                 "c.yaml:4:11: channel name must not be empty",
             ]
+        );
+        let text = format!("channels:\n{}", channel("news", 65_536, "test://"));
+        assert_eq!(
+            problems(&[("c.yaml", &text), ("l.yaml", LADDERS), ("e.yaml", ENCODERS)]),
+            ["c.yaml:3:13: channel number must be from 1 to 65535, not 65536"]
         );
     }
 

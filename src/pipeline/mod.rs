@@ -156,6 +156,7 @@ fn ts_settings(channel: &Channel, ladder: &Ladder) -> TsSettings {
         .map_or(0, |r| u64::from(r.bitrate));
     TsSettings {
         rendition,
+        // The catalog keeps channel numbers within 1..=65535.
         program: u16::try_from(channel.number).unwrap_or(u16::MAX),
         name: channel.name.clone(),
         // Kilobits to bits, with a third more for peaks and the muxing overhead.
