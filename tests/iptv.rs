@@ -8,14 +8,16 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::ts::{self, TsReport, NULL_PID, STREAM_TYPE_H264};
-use common::{probe_audio, probe_video, run_with_timeout, Headend, TempDir, X264_ULTRAFAST};
+use common::{
+    in_network_namespace, probe_audio, probe_video, run_with_timeout, Headend, TempDir,
+    X264_ULTRAFAST,
+};
 
 /// AAC in ADTS (ISO/IEC 13818-1 Table 2-34).
 const STREAM_TYPE_AAC_ADTS: u8 = 0x0F;
@@ -38,13 +40,6 @@ ladders:
     audio: {{ codec: aac, bitrate: 64, channels: 2 }}
 "
     )
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 /// Where the first packet of a PES with a keyframe starts, the PAT and PMT before it
@@ -181,12 +176,8 @@ fn multicast_feeds_in_a_private_network_namespace() {
     );
     let catalog = dir.write("catalog.yaml", &[catalog.as_bytes()]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/multicast_out.sh");
-    let mut command = Command::new("unshare");
-    if !is_root() {
-        command.arg("--map-root-user");
-    }
+    let mut command = in_network_namespace();
     command
-        .arg("--net")
         .arg(&script)
         .arg(dir.path())
         .arg(env!("CARGO_BIN_EXE_headend"))
@@ -356,18 +347,24 @@ struct RawClient {
     buffer: Vec<u8>,
 }
 
+/// Sends `METHOD path` over a new HTTP/1.1 connection that closes after the answer.
+fn request(headend: &Headend, method: &str, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(headend.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        headend.addr()
+    )
+    .expect("send the request");
+    stream
+}
+
 impl RawClient {
     fn get(headend: &Headend, path: &str) -> (Self, String) {
-        let mut stream = TcpStream::connect(headend.addr()).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("read timeout");
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            headend.addr()
-        )
-        .expect("send the request");
+        let stream = request(headend, "GET", path);
         let mut client = Self {
             stream,
             buffer: Vec::new(),
@@ -439,16 +436,7 @@ impl RawClient {
 
 /// The status line and headers of a HEAD request (a GET of `/ts/` never ends).
 fn head(headend: &Headend, path: &str) -> String {
-    let mut stream = TcpStream::connect(headend.addr()).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    write!(
-        stream,
-        "HEAD {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        headend.addr()
-    )
-    .expect("send the request");
+    let mut stream = request(headend, "HEAD", path);
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("read the answer");
     answer.to_ascii_lowercase()

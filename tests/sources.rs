@@ -17,8 +17,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    http_get, parse_master, parse_media, probe_audio, probe_video, run_with_timeout, Headend,
-    TempDir, X264_ULTRAFAST,
+    http_get, in_network_namespace, parse_master, parse_media, probe_audio, probe_video,
+    run_with_timeout, Headend, TempDir, X264_ULTRAFAST,
 };
 use m3u8_rs::AlternativeMediaType;
 
@@ -384,13 +384,8 @@ fn udp_multicast_mpegts_in_a_private_network_namespace() {
         "{SENDER_VIDEO} ! mpegtsmux name=mux alignment=7 \
          ! udpsink host={GROUP} port={PORT} auto-multicast=true ttl-mc=0 {SENDER_AUDIO} ! mux."
     );
-    let mut command = Command::new("unshare");
-    // Without root, a user namespace grants the rights to configure the new one.
-    if !is_root() {
-        command.arg("--map-root-user");
-    }
+    let mut command = in_network_namespace();
     command
-        .arg("--net")
         .arg(&script)
         .arg(dir.path())
         .arg(env!("CARGO_BIN_EXE_headend"))
@@ -425,13 +420,6 @@ fn udp_multicast_mpegts_in_a_private_network_namespace() {
         video: mp4(RENDITION),
         audio: mp4(AUDIO_TRACK),
     });
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 /// RFC 2250: MPEG-TS in RTP, payload type 33.

@@ -826,12 +826,8 @@ wait $capture",
         output = output.display(),
         input = input.display(),
     );
-    let mut command = Command::new("unshare");
-    // Without root, a user namespace grants the rights to configure the new one.
-    if !is_root() {
-        command.arg("--map-root-user");
-    }
-    command.args(["--net", "sh", "-c", &script]);
+    let mut command = common::in_network_namespace();
+    command.args(["sh", "-c", &script]);
     let result = run_with_timeout(&mut command, Duration::from_secs(30))
         .expect("the multicast capture timed out");
     assert!(
@@ -868,13 +864,6 @@ wait $capture",
         "{stream}"
     );
     assert_eq!(stream.first_video_is_keyframe(), Some(true), "{stream}");
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 #[test]

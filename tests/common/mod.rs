@@ -405,6 +405,24 @@ pub fn sleep_until_phase(period: Duration, offset: Duration) {
 
 // ---------------------------------------------------------------- child processes
 
+/// `unshare --net` (with `--map-root-user` when not root: a user namespace grants the
+/// rights to configure the new one), for a test that sends multicast: the program it
+/// runs sees only its own loopback, so nothing reaches a real network.
+pub fn in_network_namespace() -> Command {
+    let mut command = Command::new("unshare");
+    if !is_root() {
+        command.arg("--map-root-user");
+    }
+    command.arg("--net");
+    command
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
 /// Runs a command with its output captured, killing it after `timeout`. `None` on
 /// timeout.
 pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> Option<Output> {

@@ -16,16 +16,8 @@ out=$1 headend=$2 catalog=$3 addr=$4 timeout=$5 seconds=$6
 shift 6
 capture=$(dirname "$0")/mcast_capture.py
 
-ip link set lo up
-ip link set lo multicast on
-ip route add 239.0.0.0/8 dev lo
-
-pids=()
-cleanup() {
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-}
-trap cleanup EXIT
+# shellcheck source=netns.sh
+. "$(dirname "$0")/netns.sh"
 
 NO_COLOR=1 "$headend" run --listen "$addr" "$catalog" >"$out/headend.log" 2>&1 &
 pids+=($!)

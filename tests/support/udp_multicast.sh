@@ -15,16 +15,8 @@ set -euo pipefail
 out=$1 headend=$2 catalog=$3 addr=$4 channel=$5 rendition=$6 timeout=$7
 shift 7
 
-ip link set lo up
-ip link set lo multicast on
-ip route add 239.0.0.0/8 dev lo
-
-pids=()
-cleanup() {
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-}
-trap cleanup EXIT
+# shellcheck source=netns.sh
+. "$(dirname "$0")/netns.sh"
 
 "$@" >"$out/sender.log" 2>&1 &
 pids+=($!)
