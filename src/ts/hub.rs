@@ -165,16 +165,17 @@ impl TsHub {
             return;
         }
         let chunk = Bytes::from(chunk);
-        let preamble = Bytes::from(state.preamble.clone());
+        // What a client waiting for a keyframe gets: the tables, then the chunk from it.
+        let start = keyframe_at
+            .filter(|_| state.clients.iter().any(|c| c.waiting))
+            .map(|at| Bytes::from([state.preamble.as_slice(), &chunk[at..]].concat()));
         state.clients.retain_mut(|client| {
             let item = if client.waiting {
-                let Some(at) = keyframe_at else {
+                let Some(start) = &start else {
                     return !client.queue.is_closed();
                 };
                 client.waiting = false;
-                let mut start = preamble.to_vec();
-                start.extend(&chunk[at..]);
-                Bytes::from(start)
+                start.clone()
             } else {
                 chunk.clone()
             };
