@@ -116,6 +116,9 @@ pub(super) fn build(
         &out_tee,
     ])?;
     gst::Element::link_many([video_tee, &video_queue, &parse, &video_caps])?;
+    if let Some(pad) = video_caps.static_pad("src") {
+        mark_delta_units(&pad);
+    }
     audio_tee.link(&audio_queue)?;
     link_to_pad(&video_caps, &mux, &video_pad)?;
     link_to_pad(&audio_queue, &mux, &audio_pad)?;
@@ -162,6 +165,36 @@ fn leaky_queue() -> Result<gst::Element, PipelineError> {
     queue.set_property("max-size-time", 2_000_000_000u64);
     queue.set_property_from_str("leaky", "downstream");
     Ok(queue)
+}
+
+/// Flags every access unit without an IDR slice as a delta unit. `mpegtsmux` sets
+/// `random_access_indicator` on every buffer not so flagged, and the first frame after
+/// a file loop's seek reaches it unflagged: a set-top box starting there would show a
+/// broken picture until the next IDR.
+fn mark_delta_units(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+            return gst::PadProbeReturn::Ok;
+        }
+        let idr = buffer
+            .map_readable()
+            .is_ok_and(|map| has_idr_slice(map.as_slice()));
+        if !idr {
+            buffer.make_mut().set_flags(gst::BufferFlags::DELTA_UNIT);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Whether an H.264 byte-stream access unit holds an IDR slice (NAL type 5).
+fn has_idr_slice(access_unit: &[u8]) -> bool {
+    access_unit
+        .windows(4)
+        .filter(|w| w[..3] == [0, 0, 1])
+        .any(|w| w[3] & 0x1F == 5)
 }
 
 /// Writes the SDT into the muxer's output, on its streaming thread.
@@ -256,4 +289,19 @@ fn attach_multicast(
     }
     info!(group = %feed.group, port = feed.port, rtp = feed.rtp, ttl = feed.ttl, mux_rate = feed.mux_rate, "Multicast feed.");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_idr_slice_makes_a_keyframe() {
+        let idr = [
+            0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x67, 0x42, 0, 0, 1, 0x65, 0x88,
+        ];
+        let p_frame = [0, 0, 0, 1, 0x09, 0x30, 0, 0, 1, 0x41, 0x9A, 0x05];
+        assert!(has_idr_slice(&idr));
+        assert!(!has_idr_slice(&p_frame));
+    }
 }

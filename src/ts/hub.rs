@@ -18,7 +18,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use super::{header, packets, parse_pat, parse_pmt, payload, random_access, NULL_PID, PACKET};
+use super::{header, packets, parse_pat, parse_pmt, payload, NULL_PID, PACKET};
 use super::{PAT_PID, SDT_PID};
 
 /// H.264 in a PMT.
@@ -238,12 +238,11 @@ impl State {
     }
 }
 
-/// Whether a video packet starting a PES begins a keyframe: the muxer's
-/// `random_access_indicator`, or an SPS or IDR NAL unit in the packet.
+/// Whether a video packet starting a PES begins a keyframe: an SPS or an IDR slice in
+/// the packet (`h264parse` puts SPS and PPS in front of every IDR). The muxer's
+/// `random_access_indicator` is not enough: it marks every access unit its input did
+/// not flag as a delta unit, which after a file loop's seek includes a P frame.
 fn is_keyframe(packet: &[u8]) -> bool {
-    if random_access(packet) {
-        return true;
-    }
     let Some(pes) = payload(packet) else {
         return false;
     };

@@ -64,11 +64,6 @@ fn payload(packet: &[u8]) -> Option<&[u8]> {
     packet.get(start..PACKET)
 }
 
-/// Whether the packet's adaptation field sets `random_access_indicator`.
-fn random_access(packet: &[u8]) -> bool {
-    header(packet).is_some_and(|h| h.has_adaptation) && packet[4] > 0 && packet[5] & 0x40 != 0
-}
-
 /// The section a PSI packet starts (after the pointer field), for single-packet tables.
 fn section(packet: &[u8]) -> Option<&[u8]> {
     let header = header(packet)?;
