@@ -95,8 +95,11 @@ lint: deps ## rustfmt and clippy, warnings are errors.
 test: deps media lint ## Install what the tests need, then run every test.
 	$(CARGO) test --locked
 
-bench: deps media ## Measure live latency and per-channel cost; writes docs/benchmarks.md.
+# Each bench runs itself inside a private network namespace (unshare): the demo catalog
+# sends multicast, and nothing of a benchmark may leave this machine.
+bench: deps media ## Measure live latency, channel start and per-channel cost; writes docs/benchmarks*.md.
 	$(CARGO) bench --locked --bench live
+	$(CARGO) bench --locked --bench iptv
 
 bench-vod: build media ## Time a VOD ingest of the 12 s demo clip on the default ladder (speed, CPU-seconds).
 	@TIMEFORMAT='wall %R s, CPU %U s user + %S s system for 12 s of media'; \

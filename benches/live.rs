@@ -6,12 +6,19 @@
 //!   moment it first appears at the origin (goal: under 0.5 s);
 //! - reads the process's CPU time and resident memory from /proc.
 //!
-//! Results go to stdout and `docs/benchmarks.md`.
+//! The demo catalog sends multicast, so all of it runs in a private network namespace
+//! (`support/netns.rs`). Results go to stdout and `docs/benchmarks.md`.
+
+#[path = "support/headend.rs"]
+mod headend;
+#[path = "support/netns.rs"]
+mod netns;
 
 use std::io::Write;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
+
+use headend::{cpu_model, cpu_seconds, Headend};
 
 const CATALOG: [&str; 2] = ["manifests/demo.yaml", "pipelines/ladders.yaml"];
 const WARM_UP_LIMIT: Duration = Duration::from_secs(60);
@@ -19,22 +26,14 @@ const MEASURE: Duration = Duration::from_secs(40);
 const POLL: Duration = Duration::from_millis(20);
 
 fn main() {
+    netns::enter();
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
     let channels = demo_channels();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_headend"))
-        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-        .args(CATALOG)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start headend");
-    let result = run(&base, &channels, child.id());
-    stop(&mut child);
+    let result = Headend::start(&CATALOG, Stdio::null()).and_then(|headend| {
+        let result = run(&headend.base_url(), &channels, headend.pid());
+        drop(headend);
+        result
+    });
     let report = match result {
         Ok(report) => report,
         Err(err) => {
@@ -147,7 +146,10 @@ fn run(base: &str, channels: &[String], pid: u32) -> Result<String, String> {
          Latency is measured by polling every media playlist every {poll} ms for {secs} s, so it\n\
          includes up to one poll interval. It is the time from `PROGRAM-DATE-TIME` + `EXTINF`\n\
          (the wall-clock end of the segment's content, as captured) to the first playlist\n\
-         that lists the segment.\n",
+         that lists the segment. The whole run is in a private network namespace, on its\n\
+         loopback (the demo catalog sends multicast).\n\n\
+         `/ts/` channel start, the cost of the multicast output and its pacing:\n\
+         [benchmarks-iptv.md](benchmarks-iptv.md).\n",
         date = chrono::Utc::now().format("%Y-%m-%d"),
         cores = std::thread::available_parallelism().map_or(0, |n| n.get()),
         model = cpu_model(),
@@ -173,28 +175,6 @@ fn demo_channels() -> Vec<String> {
         .collect()
 }
 
-/// utime + stime of the process, from /proc/PID/stat (fields 14 and 15).
-fn cpu_seconds(pid: u32) -> Result<f64, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
-    // The command name is in parentheses and may contain spaces: split after it.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11..13)
-        .ok_or("short /proc stat")?
-        .iter()
-        .filter_map(|f| f.parse::<f64>().ok())
-        .sum();
-    let hz = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .unwrap_or(100.0);
-    Ok(ticks / hz)
-}
-
 fn rss_kib(pid: u32) -> Result<u64, String> {
     let status =
         std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
@@ -204,30 +184,4 @@ fn rss_kib(pid: u32) -> Result<u64, String> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0))
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }

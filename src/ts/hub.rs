@@ -238,11 +238,17 @@ impl State {
     }
 }
 
-/// Whether a video packet starting a PES begins a keyframe: an SPS or an IDR slice in
-/// the packet (`h264parse` puts SPS and PPS in front of every IDR). The muxer's
-/// `random_access_indicator` is not enough: it marks every access unit its input did
-/// not flag as a delta unit, which after a file loop's seek includes a P frame.
+/// Whether a video packet starting a PES begins a keyframe: the muxer's
+/// `random_access_indicator` (the pipeline flags every access unit without an IDR
+/// slice as a delta unit, so only IDRs get it), or an IDR slice in the packet. An SPS
+/// alone is not enough: `h264parse` also puts SPS and PPS before the first frame after
+/// a file loop's seek, which is a P frame.
 fn is_keyframe(packet: &[u8]) -> bool {
+    let random_access =
+        header(packet).is_some_and(|h| h.has_adaptation) && packet[4] > 0 && packet[5] & 0x40 != 0;
+    if random_access {
+        return true;
+    }
     let Some(pes) = payload(packet) else {
         return false;
     };
@@ -255,7 +261,7 @@ fn is_keyframe(packet: &[u8]) -> bool {
     };
     es.windows(4)
         .filter(|w| w[..3] == [0, 0, 1])
-        .any(|w| matches!(w[3] & 0x1F, 5 | 7))
+        .any(|w| w[3] & 0x1F == 5)
 }
 
 #[cfg(test)]
@@ -352,5 +358,21 @@ mod tests {
     fn keyframes_are_found_without_the_random_access_flag() {
         assert!(is_keyframe(&video(0, Some(true))));
         assert!(!is_keyframe(&video(0, Some(false))));
+    }
+
+    #[test]
+    fn an_sps_before_a_p_frame_is_no_keyframe() {
+        let mut packet = video(0, Some(false));
+        // AUD, SPS, PPS, then a P slice.
+        packet[13..30].copy_from_slice(&[
+            0x09, 0xF0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1E, 0, 0, 1, 0x68, 0xCE, 0, 0, 1,
+        ]);
+        packet[30] = 0x41;
+        assert!(!is_keyframe(&packet));
+        // The muxer's random access flag (set only at IDRs) is taken as it is.
+        packet[3] |= 0x20;
+        packet[4] = 1;
+        packet[5] = 0x40;
+        assert!(is_keyframe(&packet));
     }
 }
