@@ -1,13 +1,15 @@
 //! headend: one catalog, one encode, every screen.
 //!
 //! The module tree follows the data: `catalog` → `supervisor` → `pipeline` →
-//! `packager` → `store` → `origin`. The origin knows nothing of GStreamer.
+//! `packager` → `store` → `origin`; `reload` takes the supervisor from one catalog to
+//! the next. The origin knows nothing of GStreamer.
 
 pub mod catalog;
 pub mod iptv;
 pub mod origin;
 pub mod packager;
 pub mod pipeline;
+pub mod reload;
 pub mod store;
 pub mod supervisor;
 pub mod ts;

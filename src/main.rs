@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
 use tracing::{info, warn};
 
 use headend::catalog::{Catalog, VodAsset};
-use headend::origin::{Origin, OriginConfig, PublicUrl};
+use headend::origin::{ApiSettings, ApiToken, Origin, OriginConfig, PublicUrl, TOKEN_ENV};
+use headend::reload::{watcher, ReloadHandle, Reloader, Trigger};
 use headend::store::SegmentStore;
 use headend::supervisor::Supervisor;
 use headend::vod::progress::IngestBar;
@@ -58,6 +59,18 @@ enum Command {
         /// the Host each request names.
         #[arg(long, value_name = "URL")]
         public_url: Option<PublicUrl>,
+        /// A file holding the bearer token of the /api/v1/ endpoints (default: the
+        /// HEADEND_API_TOKEN environment variable; without either the API answers 403).
+        #[arg(long, value_name = "PATH")]
+        api_token_file: Option<PathBuf>,
+        /// Let anyone read GET /api/v1/catalog without a token (reloading still needs
+        /// one).
+        #[arg(long)]
+        public_api: bool,
+        /// Do not reload when a catalog file changes; reload only on SIGHUP or
+        /// POST /api/v1/reload (for a deploy that writes several files one by one).
+        #[arg(long)]
+        no_watch: bool,
         /// Catalog files (channels, VOD assets, ladders, encoder profiles), merged.
         #[arg(default_values = DEMO_CATALOG)]
         files: Vec<PathBuf>,
@@ -142,8 +155,19 @@ fn main() -> ExitCode {
             listen,
             data,
             public_url,
+            api_token_file,
+            public_api,
+            no_watch,
             files,
-        } => match run(listen, &data, public_url, files) {
+        } => match run(RunOptions {
+            listen,
+            data,
+            public_url,
+            api_token_file,
+            public_api,
+            watch: !no_watch,
+            files,
+        }) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("error: {err:#}");
@@ -263,21 +287,41 @@ fn ad_hoc_asset(path: &Path, ladder: &str) -> anyhow::Result<VodAsset> {
     Ok(VodAsset::from_file(id, source, ladder.to_owned()))
 }
 
-fn run(
+/// What `headend run` was asked to do.
+struct RunOptions {
     listen: SocketAddr,
-    data: &Path,
+    data: PathBuf,
     public_url: Option<PublicUrl>,
+    api_token_file: Option<PathBuf>,
+    public_api: bool,
+    watch: bool,
     files: Vec<PathBuf>,
-) -> anyhow::Result<()> {
+}
+
+fn run(options: RunOptions) -> anyhow::Result<()> {
+    let RunOptions {
+        listen,
+        data,
+        public_url,
+        api_token_file,
+        public_api,
+        watch,
+        files,
+    } = options;
     let catalog = Arc::new(Catalog::load(&files).context("loading the catalog")?);
     for warning in &catalog.warnings {
         warn!(%warning, "The catalog has a warning; it is loaded anyway.");
     }
+    let token = api_token(api_token_file.as_deref())?;
     headend::pipeline::init().context("initialising GStreamer")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        // SIGHUP's default action ends the process: listen for it before anyone can
+        // send it expecting a reload.
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("listening for SIGHUP")?;
         let store = SegmentStore::new();
-        let library = Library::new(data);
+        let library = Library::new(&data);
         let config = OriginConfig {
             listen,
             vod_root: Some(library.root().to_owned()),
@@ -286,16 +330,38 @@ fn run(
         };
         let origin = Origin::bind(config, store.clone())
             .await
-            .with_context(|| format!("listening on {listen}"))?
-            .with_catalog(catalog.clone());
+            .with_context(|| format!("listening on {listen}"))?;
+        let (listing, listed) = tokio::sync::watch::channel(catalog.clone());
+        let supervisor = Supervisor::start(catalog.clone(), store);
+        let (reloads, reloader) =
+            Reloader::new(files.clone(), catalog.clone(), supervisor, listing).spawn();
+        if token.is_none() {
+            info!(variable = TOKEN_ENV, "No API token is configured; /api/v1/ answers 403.");
+        }
+        let origin = origin
+            .with_live_catalog(listed)
+            .with_api(ApiSettings {
+                reloads: reloads.clone(),
+                token,
+                public_catalog: public_api,
+            });
         let addr = origin.local_addr();
         let base = public_url.map_or_else(|| format!("http://{addr}"), |url| url.to_string());
         info!(playlist = %format!("{base}/playlist.m3u"), guide = %format!("{base}/epg.xml"), "IPTV playlist and guide URLs.");
-        let supervisor = Supervisor::start(catalog.clone(), store);
         info!(%addr, channels = catalog.channels.len(), "Headend serving.");
         for channel in &catalog.channels {
             info!(channel = %channel.id, url = %format!("http://{addr}/live/{}/master.m3u8", channel.id), "Channel URL.");
         }
+        tokio::spawn(reload_on_hangup(hangups, reloads.clone()));
+        // A catalog that cannot be watched still reloads on SIGHUP and by the API.
+        let _watcher = if watch {
+            watcher::watch(&files, reloads)
+                .inspect_err(|error| warn!(%error, "The catalog files are not watched; reload with SIGHUP or POST /api/v1/reload."))
+                .ok()
+        } else {
+            info!("The catalog files are not watched (--no-watch).");
+            None
+        };
         // Transcodes block, so VOD ingests run on a thread of their own, one at a time;
         // each asset is served as soon as it is published.
         let stop_ingest = Arc::new(AtomicBool::new(false));
@@ -311,9 +377,30 @@ fn run(
         // removed at the next start.
         stop_ingest.store(true, Ordering::Relaxed);
         info!("Stopping channels.");
-        supervisor.shutdown().await;
+        reloader.shutdown().await;
         Ok(())
     })
+}
+
+/// The API token: from `--api-token-file`, else from the environment.
+fn api_token(file: Option<&Path>) -> anyhow::Result<Option<ApiToken>> {
+    if let Some(file) = file {
+        return Ok(Some(ApiToken::read(file)?));
+    }
+    match std::env::var(TOKEN_ENV) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(
+            ApiToken::new(&text).with_context(|| format!("reading {TOKEN_ENV}"))?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// Asks for a catalog reload on every SIGHUP.
+async fn reload_on_hangup(mut hangups: tokio::signal::unix::Signal, reloads: ReloadHandle) {
+    while hangups.recv().await.is_some() {
+        info!("SIGHUP received; reloading the catalog.");
+        reloads.request(Trigger::Signal);
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -5,6 +5,7 @@
 //! a slow HTTP client never holds a lock. This module knows nothing of GStreamer.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -28,7 +29,8 @@ impl SegmentStore {
     }
 
     /// Registers a channel (or returns the one already registered under `id`, so a
-    /// restarted pipeline continues the same window and media sequence).
+    /// restarted pipeline continues the same window and media sequence). A channel
+    /// that was removed and is registered again starts a new window.
     pub fn channel_or_insert(&self, id: &str, target_duration: Duration) -> Arc<LiveChannel> {
         let mut channels = self.channels.write().unwrap_or_else(|e| e.into_inner());
         channels
@@ -58,7 +60,8 @@ impl SegmentStore {
 
 /// One channel's published state. Readers take a lock only long enough to clone `Bytes`.
 pub struct LiveChannel {
-    target_duration: Duration,
+    /// Nanoseconds; a restart with another ladder may change it.
+    target_duration: AtomicU64,
     state: RwLock<ChannelState>,
     /// Bumped on every publish; a blocking playlist reload (LL-HLS) waits on it.
     version: watch::Sender<u64>,
@@ -100,7 +103,7 @@ impl LiveChannel {
     fn new(target_duration: Duration) -> Self {
         let (version, _) = watch::channel(0);
         Self {
-            target_duration,
+            target_duration: AtomicU64::new(nanos(target_duration)),
             state: RwLock::default(),
             version,
             ts: Arc::new(TsHub::new()),
@@ -114,7 +117,28 @@ impl LiveChannel {
 
     /// The configured segment duration; playlists may be cached for at most half of it.
     pub fn target_duration(&self) -> Duration {
+        Duration::from_nanos(self.target_duration.load(Ordering::Relaxed))
+    }
+
+    /// A restart with another segment duration.
+    pub fn set_target_duration(&self, target_duration: Duration) {
         self.target_duration
+            .store(nanos(target_duration), Ordering::Relaxed);
+    }
+
+    /// A restart with another set of tracks (the ladder's renditions changed): the
+    /// tracks not in `keep` are forgotten (their URLs answer 404), and the
+    /// multivariant playlist and the MPD, which list the old set, are withdrawn until
+    /// the packager publishes them again for the new one (503 meanwhile, as for a
+    /// channel that is starting).
+    pub fn replace_tracks(&self, keep: &[&str]) {
+        {
+            let mut state = self.write();
+            state.tracks.retain(|name, _| keep.contains(&name.as_str()));
+            state.master = None;
+            state.manifest = None;
+        }
+        self.bump();
     }
 
     pub fn master_playlist(&self) -> Option<Bytes> {
@@ -240,9 +264,32 @@ impl LiveChannel {
     }
 }
 
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replacing_the_tracks_forgets_the_others_and_withdraws_the_listings() {
+        let store = SegmentStore::new();
+        let ch = store.channel_or_insert("news", Duration::from_secs(2));
+        for track in ["720p", "480p", "audio"] {
+            ch.publish_init(track, 0, Bytes::from_static(b"init"));
+        }
+        ch.publish_master(Bytes::from_static(b"#EXTM3U\n"));
+        ch.publish_manifest(Bytes::from_static(b"<MPD/>"));
+        ch.replace_tracks(&["720p", "audio", "1080p"]);
+        assert!(ch.init_segment("480p", None).is_none());
+        assert!(ch.init_segment("720p", Some(0)).is_some());
+        assert!(ch.init_segment("audio", Some(0)).is_some());
+        assert!(ch.master_playlist().is_none());
+        assert!(ch.manifest().is_none());
+        ch.set_target_duration(Duration::from_secs(4));
+        assert_eq!(ch.target_duration(), Duration::from_secs(4));
+    }
 
     #[test]
     fn window_drops_old_segments_and_serves_new() {

@@ -1,6 +1,12 @@
 //! Supervisor: one task per channel owns its pipeline and its bus, and restarts the
 //! pipeline with capped exponential backoff when it fails. A channel is an island: its
 //! failure never touches another channel or the origin.
+//!
+//! Each task has its own control channel (a `watch` of what it should run), so a
+//! catalog reload stops, restarts or updates one channel without disturbing another:
+//! [`Supervisor::apply`] takes a [`CatalogDiff`] and touches only the channels it
+//! names. A restart for a new configuration keeps the channel's packager, so its media
+//! sequence goes on with a discontinuity, as after a failure.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -12,9 +18,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::catalog::{Catalog, Channel};
+use crate::catalog::{Catalog, CatalogDiff, Channel, Ladder};
 use crate::packager::Packager;
-use crate::pipeline::{ChannelPipeline, PipelineError, SOURCE_READY};
+use crate::pipeline::{ChannelPipeline, PipelineError, ServiceName, SOURCE_READY};
 use crate::store::{SegmentStore, AUDIO_TRACK};
 
 /// First restart delay; doubles on each failure up to `MAX_BACKOFF`.
@@ -22,83 +28,304 @@ const MIN_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A pipeline that ran this long before failing starts the backoff over.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// How long a stopping channel may take to set its pipeline to NULL before its URLs
+/// are withdrawn anyway.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs every channel of a catalog.
 pub struct Supervisor {
-    stop: watch::Sender<bool>,
-    tasks: BTreeMap<String, JoinHandle<()>>,
+    store: Arc<SegmentStore>,
+    channels: BTreeMap<String, ChannelTask>,
+}
+
+/// One channel's task and the handles to steer it.
+struct ChannelTask {
+    desired: watch::Sender<Desired>,
+    service_name: Arc<ServiceName>,
+    /// The generation of the setup the task has taken (its old pipeline stopped, its
+    /// packager set for the new one).
+    taken: watch::Receiver<u64>,
+    task: JoinHandle<()>,
+}
+
+/// A channel of a catalog; the catalog resolves its ladder and encoder profile.
+#[derive(Debug, Clone)]
+struct Setup {
+    catalog: Arc<Catalog>,
+    channel: Channel,
+    /// Counts the restarts asked for; a live update keeps it.
+    generation: u64,
+}
+
+/// What a channel's task should do. Sending a new value wakes the task: `Run` with a
+/// new setup restarts the pipeline with it. A live update replaces the value without
+/// waking the task, so it is only read at the next (re)start.
+#[derive(Debug, Clone)]
+enum Desired {
+    Run(Arc<Setup>),
+    Stop,
 }
 
 impl Supervisor {
-    /// Starts one task per channel. Must be called within a tokio runtime.
+    /// Starts one task per channel that is published. Must be called within a tokio
+    /// runtime.
     pub fn start(catalog: Arc<Catalog>, store: Arc<SegmentStore>) -> Self {
-        let (stop, _) = watch::channel(false);
-        let tasks = catalog
-            .channels
-            .iter()
-            .filter(|c| c.outputs.hls)
-            .map(|channel| {
-                let task = tokio::spawn(run_channel(
-                    catalog.clone(),
-                    channel.clone(),
-                    store.clone(),
-                    stop.subscribe(),
-                ));
-                (channel.id.clone(), task)
-            })
-            .collect();
-        Self { stop, tasks }
+        let mut supervisor = Self {
+            store,
+            channels: BTreeMap::new(),
+        };
+        for channel in &catalog.channels {
+            supervisor.spawn(&catalog, channel);
+        }
+        supervisor
+    }
+
+    /// The channels running (or restarting), by id.
+    pub fn channel_ids(&self) -> Vec<String> {
+        self.channels.keys().cloned().collect()
+    }
+
+    /// Takes the running channels to `catalog`, which `diff` describes from the one
+    /// applied before, in a fixed order: removed channels stop (their URLs then answer
+    /// 404), changed channels restart with their new configuration, live fields update
+    /// in place, added channels start. A channel the diff does not name is not touched.
+    pub async fn apply(&mut self, catalog: &Arc<Catalog>, diff: &CatalogDiff) {
+        let channel = |id: &String| catalog.channels.iter().find(|c| &c.id == id);
+        let mut stopping: Vec<String> = diff.removed.clone();
+        // A channel whose new configuration publishes nothing stops like a removed one.
+        stopping.extend(
+            diff.restarted
+                .iter()
+                .filter(|id| channel(id).is_some_and(|c| !c.outputs.hls))
+                .cloned(),
+        );
+        self.stop(&stopping).await;
+        let mut restarting = Vec::new();
+        for id in &diff.restarted {
+            let Some(channel) = channel(id).filter(|c| c.outputs.hls) else {
+                continue;
+            };
+            match self.channels.get(id) {
+                Some(task) => {
+                    task.service_name.set(&channel.name);
+                    let generation = generation(&task.desired) + 1;
+                    task.desired.send_replace(Desired::Run(Arc::new(Setup {
+                        catalog: catalog.clone(),
+                        channel: channel.clone(),
+                        generation,
+                    })));
+                    info!(channel = %id, "Channel restarting with its new configuration.");
+                    restarting.push((id.clone(), task.taken.clone(), generation));
+                }
+                None => self.spawn(catalog, channel),
+            }
+        }
+        // Each restarting channel stops its old pipeline on its own task, all at once;
+        // the reload is done when every one has (its old tracks' URLs then answer
+        // 404, and the new run is starting).
+        let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+        for (id, mut taken, generation) in restarting {
+            let wait = taken.wait_for(|taken| *taken >= generation);
+            if tokio::time::timeout_at(deadline, wait).await.is_err() {
+                warn!(channel = %id, timeout = ?STOP_TIMEOUT, "A channel did not take its new configuration in time; it will on its own.");
+            }
+        }
+        for id in &diff.updated {
+            let (Some(channel), Some(task)) = (channel(id), self.channels.get(id)) else {
+                continue;
+            };
+            task.service_name.set(&channel.name);
+            let setup = Arc::new(Setup {
+                catalog: catalog.clone(),
+                channel: channel.clone(),
+                generation: generation(&task.desired),
+            });
+            // Replaced without waking the task: nothing restarts.
+            task.desired.send_if_modified(|desired| {
+                if matches!(desired, Desired::Run(_)) {
+                    *desired = Desired::Run(setup);
+                }
+                false
+            });
+            info!(channel = %id, "Channel updated live.");
+        }
+        for id in &diff.added {
+            if let Some(channel) = channel(id) {
+                self.spawn(catalog, channel);
+            }
+        }
     }
 
     /// Stops every pipeline (state NULL) and waits for the channel tasks.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        for (id, task) in self.tasks {
-            if let Err(err) = task.await {
-                warn!(channel = %id, %err, "A channel task ended abnormally.");
+    pub async fn shutdown(mut self) {
+        let ids = self.channel_ids();
+        self.stop_tasks(&ids).await;
+    }
+
+    /// Starts a task for a channel that is published and not running yet.
+    fn spawn(&mut self, catalog: &Arc<Catalog>, channel: &Channel) {
+        if !channel.outputs.hls || self.channels.contains_key(&channel.id) {
+            return;
+        }
+        let (desired, receiver) = watch::channel(Desired::Run(Arc::new(Setup {
+            catalog: catalog.clone(),
+            channel: channel.clone(),
+            generation: 0,
+        })));
+        let (took, taken) = watch::channel(0);
+        let service_name = ServiceName::new(&channel.name);
+        let task = tokio::spawn(run_channel(
+            channel.id.clone(),
+            self.store.clone(),
+            receiver,
+            took,
+            service_name.clone(),
+        ));
+        self.channels.insert(
+            channel.id.clone(),
+            ChannelTask {
+                desired,
+                service_name,
+                taken,
+                task,
+            },
+        );
+    }
+
+    /// Stops these channels together and withdraws them from the store.
+    async fn stop(&mut self, ids: &[String]) {
+        self.stop_tasks(ids).await;
+        for id in ids {
+            if self.store.remove(id).is_some() {
+                info!(channel = %id, "Channel withdrawn; its URLs answer 404.");
+            }
+        }
+    }
+
+    /// Tells these channels' tasks to stop, then waits for each (at most
+    /// [`STOP_TIMEOUT`] in all).
+    async fn stop_tasks(&mut self, ids: &[String]) {
+        let tasks: Vec<(String, ChannelTask)> = ids
+            .iter()
+            .filter_map(|id| Some((id.clone(), self.channels.remove(id)?)))
+            .collect();
+        for (_, task) in &tasks {
+            task.desired.send_replace(Desired::Stop);
+        }
+        let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+        for (id, task) in tasks {
+            match tokio::time::timeout_at(deadline, task.task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => warn!(channel = %id, %err, "A channel task ended abnormally."),
+                Err(_) => warn!(
+                    channel = %id,
+                    timeout = ?STOP_TIMEOUT,
+                    "A channel did not stop in time; it is left to finish on its own."
+                ),
             }
         }
     }
 }
 
-async fn run_channel(
-    catalog: Arc<Catalog>,
-    channel: Channel,
-    store: Arc<SegmentStore>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let ladder = catalog.ladder(&channel);
-    let live = store.channel_or_insert(&channel.id, ladder.segment_duration);
-    let tracks = ladder
+/// The generation of a channel's current setup.
+fn generation(desired: &watch::Sender<Desired>) -> u64 {
+    match &*desired.borrow() {
+        Desired::Run(setup) => setup.generation,
+        Desired::Stop => 0,
+    }
+}
+
+/// The packager's tracks for a ladder: the renditions in ladder order, then the audio.
+fn track_names(ladder: &Ladder) -> impl Iterator<Item = String> + '_ {
+    ladder
         .renditions
         .iter()
         .map(|r| r.name.clone())
-        .chain([AUDIO_TRACK.to_owned()]);
+        .chain([AUDIO_TRACK.to_owned()])
+}
+
+/// What ended a pipeline run that did not fail.
+enum Ended {
+    /// The channel was stopped.
+    Stop,
+    /// The channel is to run this new setup.
+    Restart(Arc<Setup>),
+}
+
+/// What the task is told now, marking it seen.
+fn take_desired(desired: &mut watch::Receiver<Desired>) -> Ended {
+    match &*desired.borrow_and_update() {
+        Desired::Run(setup) => Ended::Restart(setup.clone()),
+        Desired::Stop => Ended::Stop,
+    }
+}
+
+async fn run_channel(
+    id: String,
+    store: Arc<SegmentStore>,
+    mut desired: watch::Receiver<Desired>,
+    took: watch::Sender<u64>,
+    service_name: Arc<ServiceName>,
+) {
+    let Ended::Restart(mut setup) = take_desired(&mut desired) else {
+        return;
+    };
+    let ladder = setup.catalog.ladder(&setup.channel);
+    let live = store.channel_or_insert(&id, ladder.segment_duration);
     let packager = Arc::new(Mutex::new(Packager::new(
         live,
-        tracks,
+        track_names(ladder),
         ladder.segment_duration,
         ladder.window,
     )));
     let mut backoff = MIN_BACKOFF;
     loop {
         let started = Instant::now();
-        match run_pipeline(&catalog, &channel, packager.clone(), &mut stop).await {
-            Ok(()) => break,
-            Err(err) => error!(channel = %channel.id, %err, "Channel pipeline failed."),
+        let next = match run_pipeline(&setup, packager.clone(), &service_name, &mut desired).await {
+            Ok(ended) => ended,
+            Err(err) => {
+                error!(channel = %id, %err, "Channel pipeline failed.");
+                if started.elapsed() >= HEALTHY_RUN {
+                    backoff = MIN_BACKOFF;
+                }
+                info!(channel = %id, delay_ms = backoff.as_millis() as u64, "Restarting the channel.");
+                let waited = tokio::select! {
+                    _ = tokio::time::sleep(backoff) => None,
+                    changed = desired.changed() => Some(match changed {
+                        Ok(()) => take_desired(&mut desired),
+                        Err(_) => Ended::Stop,
+                    }),
+                };
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                match waited {
+                    Some(ended) => ended,
+                    None => {
+                        // A live update may have replaced the setup since this run
+                        // started (same pipeline, new name or number).
+                        if let Desired::Run(current) = &*desired.borrow() {
+                            setup = current.clone();
+                        }
+                        packager.lock().unwrap_or_else(|e| e.into_inner()).restart();
+                        continue;
+                    }
+                }
+            }
+        };
+        match next {
+            Ended::Stop => break,
+            Ended::Restart(new) => {
+                setup = new;
+                backoff = MIN_BACKOFF;
+                let ladder = setup.catalog.ladder(&setup.channel);
+                packager
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .restart_with(track_names(ladder), ladder.segment_duration, ladder.window);
+                took.send_replace(setup.generation);
+            }
         }
-        if started.elapsed() >= HEALTHY_RUN {
-            backoff = MIN_BACKOFF;
-        }
-        info!(channel = %channel.id, delay_ms = backoff.as_millis() as u64, "Restarting the channel.");
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = stop.changed() => break,
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-        packager.lock().unwrap_or_else(|e| e.into_inner()).restart();
     }
-    info!(channel = %channel.id, "Channel stopped.");
+    info!(channel = %id, "Channel stopped.");
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,17 +349,22 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// Runs one pipeline instance until it fails (`Err`) or the channel is stopped (`Ok`).
+/// Runs one pipeline instance until it fails (`Err`), or the channel is stopped or
+/// given a new setup (`Ok`).
 async fn run_pipeline(
-    catalog: &Catalog,
-    channel: &Channel,
+    setup: &Setup,
     packager: Arc<Mutex<Packager>>,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<(), RunError> {
-    if *stop.borrow() {
-        return Ok(());
+    service_name: &Arc<ServiceName>,
+    desired: &mut watch::Receiver<Desired>,
+) -> Result<Ended, RunError> {
+    match desired.has_changed() {
+        Ok(false) => {}
+        Ok(true) => return Ok(take_desired(desired)),
+        // The supervisor is gone: nobody will stop this channel any more.
+        Err(_) => return Ok(Ended::Stop),
     }
-    let built = ChannelPipeline::build(catalog, channel, packager)?;
+    let channel = &setup.channel;
+    let built = ChannelPipeline::build(&setup.catalog, channel, packager, service_name.clone())?;
     let bus = built.pipeline.bus().ok_or(RunError::NoBus)?;
     let mut messages = bus.stream();
     let pipeline = StopOnDrop(built.pipeline.clone());
@@ -190,7 +422,12 @@ async fn run_pipeline(
                     _ => {}
                 }
             }
-            _ = stop.changed() => return Ok(()),
+            changed = desired.changed() => {
+                return Ok(match changed {
+                    Ok(()) => take_desired(desired),
+                    Err(_) => Ended::Stop,
+                });
+            }
         }
     }
 }

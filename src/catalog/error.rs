@@ -15,6 +15,22 @@ pub enum CatalogError {
     Io { path: PathBuf, source: io::Error },
 }
 
+impl CatalogError {
+    /// Every problem, an unreadable file as one without a line: what a reload
+    /// reports.
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            CatalogError::Invalid(problems) => problems.clone(),
+            CatalogError::Io { path, source } => vec![Problem {
+                file: path.clone(),
+                line: None,
+                column: None,
+                message: format!("cannot read the file: {source}"),
+            }],
+        }
+    }
+}
+
 fn lines(problems: &[Problem]) -> String {
     problems
         .iter()
@@ -108,6 +124,20 @@ mod tests {
         assert_eq!(
             problem(None, None).as_warning().to_string(),
             "manifests/channels.yaml: warning: unknown ladder `hd`"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_is_one_problem_without_a_place() {
+        let error = CatalogError::Io {
+            path: PathBuf::from("manifests/gone.yaml"),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        let problems = error.problems();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].to_string(),
+            "manifests/gone.yaml: cannot read the file: entity not found"
         );
     }
 

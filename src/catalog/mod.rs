@@ -17,12 +17,17 @@
 //! a mistake (a multicast group outside the site-local range): those are
 //! [`Catalog::warnings`], which do not stop loading.
 //!
+//! A reload compares the running catalog with the new one channel by channel
+//! ([`CatalogDiff`]): what restarts a channel and what changes live
+//! ([`LIVE_FIELDS`]).
+//!
 //! A channel's `epg:` file is read and checked at load time too (its problems
 //! are placed in that file), and read again each time the guide is served
 //! ([`guide`]), so an operator may edit it while the headend runs.
 
 mod asset;
 mod channel;
+mod diff;
 mod document;
 mod encoder;
 mod epg;
@@ -38,6 +43,7 @@ use std::path::{Path, PathBuf};
 
 pub use asset::{poster_extension, Subtitle, VodAsset, POSTER_EXTENSIONS};
 pub use channel::{Channel, Outputs, Source, SourceScheme};
+pub use diff::{CatalogDiff, LIVE_FIELDS};
 pub use encoder::{BitrateUnit, EncoderProfile};
 pub use epg::{guide, DailyProgramme, EpgFailure, Guide, Schedule};
 pub use error::{CatalogError, Problem};

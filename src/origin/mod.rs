@@ -1,6 +1,7 @@
 //! Origin: the HTTP server that plays out the live window from the [`SegmentStore`]
-//! and published VOD assets from disk, and lists the catalog's channels and their
-//! guide for IPTV apps (`listing.rs`: `/playlist.m3u`, `/epg.xml`).
+//! and published VOD assets from disk, lists the catalog's channels and their guide
+//! for IPTV apps (`listing.rs`: `/playlist.m3u`, `/epg.xml`), and answers the
+//! operations API (`api.rs`: `/api/v1/catalog`, `/api/v1/reload`).
 //!
 //! hyper 1.x on tokio, HTTP/1.1 and HTTP/2 (h2c prior knowledge) on one port through
 //! hyper-util's auto builder. Live answers are built from `Bytes` already in memory
@@ -17,6 +18,7 @@
 //!   (`idle.rs`), including one that never sends a byte;
 //! - shutdown drains open connections for at most [`DRAIN_TIMEOUT`], then drops them.
 
+mod api;
 mod etag;
 mod idle;
 mod listing;
@@ -24,6 +26,7 @@ mod range;
 mod route;
 mod service;
 
+pub use api::{ApiSettings, ApiToken, ApiTokenError, MIN_TOKEN_LEN, TOKEN_ENV};
 pub use listing::{PublicUrl, PublicUrlError};
 
 use std::convert::Infallible;
@@ -42,6 +45,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -111,7 +115,8 @@ pub struct Origin {
     local_addr: SocketAddr,
     config: OriginConfig,
     store: Arc<SegmentStore>,
-    catalog: Option<Arc<Catalog>>,
+    catalog: Option<watch::Receiver<Arc<Catalog>>>,
+    api: Option<ApiSettings>,
 }
 
 impl std::fmt::Debug for Origin {
@@ -143,13 +148,27 @@ impl Origin {
             config,
             store,
             catalog: None,
+            api: None,
         })
     }
 
     /// Lists `catalog`'s channels at `/playlist.m3u` and their guide at `/epg.xml`.
     /// Without a catalog both answer 404.
-    pub fn with_catalog(mut self, catalog: Arc<Catalog>) -> Origin {
+    pub fn with_catalog(self, catalog: Arc<Catalog>) -> Origin {
+        // A receiver keeps the last value once its sender is gone.
+        self.with_live_catalog(watch::channel(catalog).1)
+    }
+
+    /// As [`with_catalog`](Self::with_catalog), for a catalog that reloads replace:
+    /// each request lists the catalog `catalog` holds at that moment.
+    pub fn with_live_catalog(mut self, catalog: watch::Receiver<Arc<Catalog>>) -> Origin {
         self.catalog = Some(catalog);
+        self
+    }
+
+    /// Answers the operations API under `/api/v1/`. Without it those paths are 404.
+    pub fn with_api(mut self, api: ApiSettings) -> Origin {
+        self.api = Some(api);
         self
     }
 
@@ -170,6 +189,7 @@ impl Origin {
             config,
             store,
             catalog,
+            api,
         } = self;
         let builder = Arc::new(connection_builder(&config));
         let sources = Arc::new(service::Sources {
@@ -178,6 +198,7 @@ impl Origin {
             catalog,
             public_url: config.public_url.clone(),
             epg_failures: Arc::default(),
+            api,
         });
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+pub(crate) use super::api::Endpoint;
 use crate::catalog::is_url_segment;
 
 /// One origin route, with its names percent-decoded.
@@ -46,6 +47,8 @@ pub(crate) enum Route {
     Ts { channel: String },
     /// `/vod/{asset}/...`
     Vod { asset: String, file: VodFile },
+    /// `/api/v1/catalog`, `/api/v1/reload`
+    Api(Endpoint),
 }
 
 /// A file of a published VOD asset.
@@ -126,6 +129,8 @@ pub(crate) fn parse(path: &str) -> Result<Route, RouteError> {
         ["playlist.m3u"] => Ok(Route::Playlist),
         ["epg.xml"] => Ok(Route::Guide),
         ["time"] => Ok(Route::Time),
+        ["api", "v1", "catalog"] => Ok(Route::Api(Endpoint::Catalog)),
+        ["api", "v1", "reload"] => Ok(Route::Api(Endpoint::Reload)),
         ["ts", channel] => Ok(Route::Ts {
             channel: (*channel).to_owned(),
         }),
@@ -366,6 +371,23 @@ mod tests {
             "/live/playlist.m3u",
             "/EPG.xml",
             "/epg.xml/x",
+        ] {
+            assert_eq!(parse(path), Err(RouteError::NotFound), "{path}");
+        }
+    }
+
+    #[test]
+    fn operations_api() {
+        assert_eq!(parse("/api/v1/catalog"), Ok(Route::Api(Endpoint::Catalog)));
+        assert_eq!(parse("/api/v1/reload"), Ok(Route::Api(Endpoint::Reload)));
+        for path in [
+            "/api",
+            "/api/v1",
+            "/api/v1/",
+            "/api/v2/catalog",
+            "/api/v1/catalog/",
+            "/api/v1/Reload",
+            "/api/v1/reload/now",
         ] {
             assert_eq!(parse(path), Err(RouteError::NotFound), "{path}");
         }

@@ -18,6 +18,9 @@ use hyper::body::Frame;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
 
+use tokio::sync::watch;
+
+use super::api::{self, ApiSettings};
 use super::etag;
 use super::listing::{self, FailureLog, ListingError, PublicUrl};
 use super::range::{self, ByteRange};
@@ -110,11 +113,14 @@ pub(crate) struct Sources {
     pub store: Arc<SegmentStore>,
     /// `{data}/vod`; `None` serves no VOD.
     pub vod_root: Option<PathBuf>,
-    /// What `/playlist.m3u` and `/epg.xml` list; `None` serves neither.
-    pub catalog: Option<Arc<Catalog>>,
+    /// What `/playlist.m3u` and `/epg.xml` list: the running catalog, which a reload
+    /// replaces; `None` serves neither.
+    pub catalog: Option<watch::Receiver<Arc<Catalog>>>,
     /// The base of the listings' URLs; `None` takes it from each request.
     pub public_url: Option<PublicUrl>,
     pub epg_failures: Arc<FailureLog>,
+    /// The operations API under `/api/v1/`; `None` answers 404 there.
+    pub api: Option<ApiSettings>,
 }
 
 /// Answers one request.
@@ -126,6 +132,13 @@ pub(crate) async fn respond<B>(sources: &Sources, req: &Request<B>) -> Response<
     let route = route::parse(req.uri().path());
     if route == Err(RouteError::BadPath) {
         return error(StatusCode::BAD_REQUEST, method);
+    }
+    // The API has its own methods, answers and access rules.
+    if let Ok(Route::Api(endpoint)) = route {
+        return match &sources.api {
+            Some(settings) => api::respond(settings, endpoint, req).await,
+            None => error(StatusCode::NOT_FOUND, method),
+        };
     }
     match *method {
         Method::GET | Method::HEAD => {}
@@ -213,7 +226,12 @@ async fn listing<B>(
     req: &Request<B>,
     route: &Route,
 ) -> Result<Resource, ListingError> {
-    let catalog = sources.catalog.clone().ok_or(ListingError::NoCatalog)?;
+    // The catalog at this moment; a reload during the request does not change it.
+    let catalog = sources
+        .catalog
+        .as_ref()
+        .map(|catalog| catalog.borrow().clone())
+        .ok_or(ListingError::NoCatalog)?;
     let (body, content_type, cache_control) = if *route == Route::Playlist {
         let transport = listing::transport(req.uri().query())?;
         let base = listing::base_url(sources.public_url.as_ref(), req);
@@ -279,7 +297,7 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
             Ok(resource)
         }
         // Answered from disk by `vod_file`, and from the catalog by `listing`.
-        Route::Vod { .. } | Route::Playlist | Route::Guide | Route::Ts { .. } => {
+        Route::Vod { .. } | Route::Playlist | Route::Guide | Route::Ts { .. } | Route::Api(_) => {
             Err(Missing::NotFound)
         }
         Route::Master { channel } => {
@@ -626,6 +644,7 @@ mod tests {
             catalog: None,
             public_url: None,
             epg_failures: Arc::default(),
+            api: None,
         };
         super::respond(&sources, req)
             .now_or_never()
@@ -850,9 +869,10 @@ mod tests {
         Sources {
             store: SegmentStore::new(),
             vod_root: None,
-            catalog: Some(Arc::new(catalog.clone())),
+            catalog: Some(watch::channel(Arc::new(catalog.clone())).1),
             public_url: public_url.map(|url| url.parse().expect("a valid public URL")),
             epg_failures: Arc::default(),
+            api: None,
         }
     }
 
@@ -1010,6 +1030,7 @@ mod tests {
                 catalog: None,
                 public_url: None,
                 epg_failures: Arc::default(),
+                api: None,
             };
             super::respond(&sources, &request(Method::GET, target, headers)).await
         }

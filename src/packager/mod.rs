@@ -109,8 +109,9 @@ pub struct Packager {
     tracks: Vec<Track>,
     epoch: Epoch,
     /// Subtracted from the wall-clock segment index: after a restart the numbers go on
-    /// from the last one published, not from the clock (see `start_run`).
-    sequence_offset: u64,
+    /// from the last one published, not from the clock (see `start_run`). Negative
+    /// after a restart with a longer segment duration (fewer boundaries so far).
+    sequence_offset: i128,
     /// The boundary index this pipeline run's first segment ends at, in every track;
     /// `None` until each track has closed a segment.
     run_start: Option<u64>,
@@ -135,22 +136,7 @@ impl Packager {
             channel,
             segment_duration,
             window: window.max(1) as usize,
-            tracks: tracks
-                .into_iter()
-                .map(|name| Track {
-                    name,
-                    open: None,
-                    held: VecDeque::new(),
-                    media: None,
-                    init: None,
-                    window: VecDeque::new(),
-                    timeline: VecDeque::new(),
-                    offsets: VecDeque::new(),
-                    last_sequence: None,
-                    discontinuity_sequence: 0,
-                    pending_discontinuity: false,
-                })
-                .collect(),
+            tracks: tracks.into_iter().map(Track::new).collect(),
             epoch: 0,
             sequence_offset: 0,
             run_start: None,
@@ -174,6 +160,56 @@ impl Packager {
             track.held.clear();
             track.pending_discontinuity = track.last_sequence.is_some();
         }
+    }
+
+    /// A new pipeline instance with another ladder is about to start (a catalog
+    /// reload changed it): as [`restart`](Self::restart), with `tracks` (rendition
+    /// names in ladder order, then the audio track) and the new segment duration and
+    /// window. A track that stays keeps its window, so the media sequence goes on from
+    /// the channel's last number in every track; a new track starts at that number too.
+    /// A track that goes is forgotten, here and in the store.
+    pub fn restart_with(
+        &mut self,
+        tracks: impl IntoIterator<Item = String>,
+        segment_duration: Duration,
+        window: u32,
+    ) {
+        // The DISCONTINUITY-SEQUENCE the kept tracks will have reached at the first
+        // segment of the new run, so a new track's playlist lines up with theirs
+        // (RFC 8216 6.2.2: the same number for the same content in every variant).
+        let discontinuity_sequence = self
+            .tracks
+            .iter()
+            .filter(|t| t.last_sequence.is_some())
+            .map(|t| {
+                t.discontinuity_sequence
+                    + t.window.iter().filter(|s| s.discontinuity).count() as u64
+                    + 1
+            })
+            .max()
+            .unwrap_or(0);
+        let mut old = std::mem::take(&mut self.tracks);
+        let mut added = false;
+        self.tracks = tracks
+            .into_iter()
+            .map(|name| match old.iter().position(|t| t.name == name) {
+                Some(index) => old.swap_remove(index),
+                None => {
+                    added = true;
+                    let mut track = Track::new(name);
+                    track.discontinuity_sequence = discontinuity_sequence;
+                    track
+                }
+            })
+            .collect();
+        if added || !old.is_empty() {
+            let names: Vec<&str> = self.tracks.iter().map(|t| t.name.as_str()).collect();
+            self.channel.replace_tracks(&names);
+        }
+        self.segment_duration = segment_duration;
+        self.window = window.max(1) as usize;
+        self.channel.set_target_duration(segment_duration);
+        self.restart();
     }
 
     /// The channel this packager publishes to.
@@ -321,7 +357,7 @@ impl Packager {
     fn start_run(&mut self, start: u64) {
         let last = self.tracks.iter().filter_map(|t| t.last_sequence).max();
         if let Some(last) = last {
-            self.sequence_offset = start.saturating_sub(last + 1);
+            self.sequence_offset = i128::from(start) - i128::from(last) - 1;
         }
         self.run_start = Some(start);
         // The run's DASH Period starts with its earliest published sample.
@@ -352,8 +388,9 @@ impl Packager {
         let epoch = self.epoch;
         let sequence_offset = self.sequence_offset;
         let track = self.tracks.get_mut(id)?;
+        let from_clock = i128::from(closed.clock_index) - sequence_offset;
         let sequence = next_sequence(
-            closed.clock_index.saturating_sub(sequence_offset),
+            u64::try_from(from_clock.max(0)).unwrap_or(u64::MAX),
             track.last_sequence,
         );
         track.last_sequence = Some(sequence);
@@ -574,6 +611,22 @@ impl Packager {
 pub const TIME_URL: &str = "/time";
 
 impl Track {
+    fn new(name: String) -> Track {
+        Track {
+            name,
+            open: None,
+            held: VecDeque::new(),
+            media: None,
+            init: None,
+            window: VecDeque::new(),
+            timeline: VecDeque::new(),
+            offsets: VecDeque::new(),
+            last_sequence: None,
+            discontinuity_sequence: 0,
+            pending_discontinuity: false,
+        }
+    }
+
     /// This track's listed segments of run `epoch` as a DASH timeline: the newest run
     /// of consecutive numbers (a hole, from a stalled source, ends the older part).
     fn period_timeline(&self, epoch: Epoch) -> Option<TrackTimeline> {
@@ -714,6 +767,75 @@ mod tests {
             .map(|s| s.map.as_ref().map(|m| m.uri.as_str()))
             .collect();
         assert_eq!(maps, [Some("init-0.mp4"), Some("init-1.mp4"), None]);
+    }
+
+    #[test]
+    fn a_restart_with_another_ladder_goes_on_numbering_in_old_and_new_tracks() {
+        let (mut p, ch) = packager();
+        p.push_init(0, Bytes::from_static(b"v"), video_media());
+        assert_eq!(p.push_fragment(0, fragment(2_000_000, 10)), None);
+        assert_eq!(p.push_fragment(1, fragment(2_000_000, 10)), Some(1000));
+        // 720p goes, 480p comes, the audio stays; segments become 4 s long.
+        p.restart_with(
+            ["480p".to_owned(), "audio".to_owned()],
+            Duration::from_secs(4),
+            3,
+        );
+        assert_eq!(ch.target_duration(), Duration::from_secs(4));
+        assert!(ch.init_segment("720p", None).is_none());
+        assert!(ch.media_playlist("720p").is_none());
+        assert_eq!(p.track_id("480p"), Some(0));
+        assert_eq!(p.track_id("720p"), None);
+        // Thirty seconds later, on the 4 s grid: the clock says 502, the numbers go
+        // on at 1001 in both tracks, and the clock's steps count from there.
+        let four = |ms: u64| Fragment {
+            data: Bytes::from_static(b"f"),
+            start: at_ms(ms),
+            duration: Duration::from_secs(4),
+        };
+        assert_eq!(p.push_fragment(0, four(2_032_000)), None);
+        assert_eq!(p.push_fragment(1, four(2_032_000)), Some(1001));
+        assert_eq!(p.push_fragment(0, four(2_036_000)), None);
+        assert_eq!(p.push_fragment(1, four(2_036_000)), Some(1002));
+        let parsed = |track: &str| {
+            m3u8_rs::parse_media_playlist_res(&ch.media_playlist(track).unwrap()).unwrap()
+        };
+        let audio = parsed("audio");
+        let uris: Vec<&str> = audio.segments.iter().map(|s| s.uri.as_str()).collect();
+        assert_eq!(uris, ["1000.m4s", "1001.m4s", "1002.m4s"]);
+        assert_eq!(
+            audio
+                .segments
+                .iter()
+                .map(|s| s.discontinuity)
+                .collect::<Vec<_>>(),
+            [false, true, false]
+        );
+        assert_eq!(audio.target_duration, 4);
+        // The new rendition starts at the same number, and its discontinuity
+        // sequence is the one the audio has reached there.
+        let video = parsed("480p");
+        assert_eq!(video.media_sequence, 1001);
+        assert_eq!(video.discontinuity_sequence, 1);
+        assert!(video.segments.iter().all(|s| !s.discontinuity));
+        let uris: Vec<&str> = video.segments.iter().map(|s| s.uri.as_str()).collect();
+        assert_eq!(uris, ["1001.m4s", "1002.m4s"]);
+    }
+
+    #[test]
+    fn a_restart_with_a_shorter_segment_duration_numbers_on_without_a_jump() {
+        let (mut p, ch) = packager_of(&["720p"]);
+        assert_eq!(p.push_fragment(0, fragment(2_000_000, 10)), Some(1000));
+        p.restart_with(["720p".to_owned()], Duration::from_secs(1), 3);
+        let one = |ms: u64| Fragment {
+            data: Bytes::from_static(b"f"),
+            start: at_ms(ms),
+            duration: Duration::from_secs(1),
+        };
+        // On the 1 s grid the clock says 2005, then 2006: numbered 1001, 1002.
+        assert_eq!(p.push_fragment(0, one(2_005_000)), Some(1001));
+        assert_eq!(p.push_fragment(0, one(2_006_000)), Some(1002));
+        assert!(ch.init_segment("720p", None).is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod source;
 pub mod transcode;
 mod ts_output;
 
-pub use ts_output::{MulticastFeed, TsSettings};
+pub use ts_output::{MulticastFeed, ServiceName, TsSettings};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -64,10 +64,13 @@ pub struct ChannelPipeline {
 }
 
 impl ChannelPipeline {
+    /// `service_name` is the channel's name for its transport stream's SDT, which a
+    /// catalog reload may change while the pipeline runs.
     pub fn build(
         catalog: &Catalog,
         channel: &Channel,
         packager: Arc<Mutex<Packager>>,
+        service_name: Arc<ServiceName>,
     ) -> Result<Self, PipelineError> {
         let ladder = catalog.ladder(channel);
         let encoder = catalog.encoder(ladder);
@@ -132,7 +135,7 @@ impl ChannelPipeline {
             .unwrap_or_else(|e| e.into_inner())
             .channel()
             .ts();
-        ts_output::build(&pipeline, &ts_video, &ts_audio, &ts, hub)?;
+        ts_output::build(&pipeline, &ts_video, &ts_audio, &ts, service_name, hub)?;
 
         Ok(Self {
             pipeline,
@@ -158,7 +161,6 @@ fn ts_settings(channel: &Channel, ladder: &Ladder) -> TsSettings {
         rendition,
         // The catalog keeps channel numbers within 1..=65535.
         program: u16::try_from(channel.number).unwrap_or(u16::MAX),
-        name: channel.name.clone(),
         // Kilobits to bits, with a third more for peaks and the muxing overhead.
         expected_rate: (video + u64::from(ladder.audio.bitrate)) * 1300,
         multicast: channel.multicast.as_ref().map(|m| MulticastFeed {

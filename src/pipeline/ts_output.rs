@@ -17,6 +17,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,7 +47,6 @@ pub struct TsSettings {
     pub rendition: String,
     /// Program number and SDT service id.
     pub program: u16,
-    pub name: String,
     /// Bits per second the stream is expected to need (sizes the client queues).
     pub expected_rate: u64,
     pub multicast: Option<MulticastFeed>,
@@ -63,12 +63,60 @@ pub struct MulticastFeed {
     pub mux_rate: u64,
 }
 
+/// The channel's name as its SDT carries it: one per channel, kept by the channel's
+/// task across pipeline runs. A catalog reload renames the channel here, and the
+/// running pipeline's SDT takes the new name with its next table, without a restart.
+#[derive(Debug)]
+pub struct ServiceName {
+    name: Mutex<String>,
+    /// Bumped on every change, so the SDT probe checks one atomic per buffer.
+    generation: AtomicU64,
+}
+
+impl ServiceName {
+    pub fn new(name: &str) -> Arc<ServiceName> {
+        Arc::new(ServiceName {
+            name: Mutex::new(name.to_owned()),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    pub fn get(&self) -> String {
+        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, name: &str) {
+        let mut current = self.name.lock().unwrap_or_else(|e| e.into_inner());
+        if *current != name {
+            name.clone_into(&mut current);
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// The name and its generation, read together.
+    fn snapshot(&self) -> (String, u64) {
+        let name = self.name.lock().unwrap_or_else(|e| e.into_inner());
+        (name.clone(), self.generation.load(Ordering::Acquire))
+    }
+
+    /// The name, if it changed since generation `seen` (which it then updates).
+    fn changed_since(&self, seen: &mut u64) -> Option<String> {
+        if self.generation.load(Ordering::Acquire) == *seen {
+            return None;
+        }
+        let (name, generation) = self.snapshot();
+        *seen = generation;
+        Some(name)
+    }
+}
+
 /// Builds the TS output from the two tees and connects it to `hub`.
 pub(super) fn build(
     pipeline: &gst::Pipeline,
     video_tee: &gst::Element,
     audio_tee: &gst::Element,
     settings: &TsSettings,
+    service_name: Arc<ServiceName>,
     hub: Arc<TsHub>,
 ) -> Result<(), PipelineError> {
     let mux = make("mpegtsmux")?;
@@ -127,7 +175,7 @@ pub(super) fn build(
     let split_src = split
         .static_pad("src")
         .ok_or_else(|| PipelineError::Config("identity has no src pad".into()))?;
-    insert_sdt(&split_src, settings, constant_rate.is_some());
+    insert_sdt(&split_src, settings, service_name, constant_rate.is_some());
 
     let rate = constant_rate.unwrap_or(settings.expected_rate).max(1);
     let buffers_per_second = rate as f64 / (8 * PACKET * PACKETS_PER_DATAGRAM) as f64;
@@ -197,14 +245,22 @@ fn has_idr_slice(access_unit: &[u8]) -> bool {
         .any(|w| w[3] & 0x1F == 5)
 }
 
-/// Writes the SDT into the muxer's output, on its streaming thread.
-fn insert_sdt(pad: &gst::Pad, settings: &TsSettings, constant_rate: bool) {
+/// Writes the SDT into the muxer's output, on its streaming thread, with the name
+/// `service_name` has at each buffer.
+fn insert_sdt(
+    pad: &gst::Pad,
+    settings: &TsSettings,
+    service_name: Arc<ServiceName>,
+    constant_rate: bool,
+) {
+    let (name, seen) = service_name.snapshot();
     let sdt = Sdt {
         service_id: settings.program,
         provider: PROVIDER.to_owned(),
-        name: settings.name.clone(),
+        name,
     };
-    let inserter = Mutex::new(SdtInserter::new(sdt, SDT_INTERVAL, constant_rate));
+    // The inserter and the name generation it carries.
+    let inserter = Mutex::new((SdtInserter::new(sdt, SDT_INTERVAL, constant_rate), seen));
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
             return gst::PadProbeReturn::Ok;
@@ -214,10 +270,13 @@ fn insert_sdt(pad: &gst::Pad, settings: &TsSettings, constant_rate: bool) {
         let Ok(mut map) = buffer.map_writable() else {
             return gst::PadProbeReturn::Ok;
         };
-        let added = inserter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .process(time, map.as_mut_slice());
+        let mut guard = inserter.lock().unwrap_or_else(|e| e.into_inner());
+        let (inserter, seen) = &mut *guard;
+        if let Some(name) = service_name.changed_since(seen) {
+            inserter.set_name(&name);
+        }
+        let added = inserter.process(time, map.as_mut_slice());
+        drop(guard);
         drop(map);
         if let Some(packet) = added {
             buffer.append_memory(gst::Memory::from_slice(packet));
@@ -294,6 +353,20 @@ fn attach_multicast(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_renamed_service_is_seen_once() {
+        let name = ServiceName::new("News");
+        let (first, mut seen) = name.snapshot();
+        assert_eq!(first, "News");
+        assert_eq!(name.changed_since(&mut seen), None);
+        name.set("News");
+        assert_eq!(name.changed_since(&mut seen), None, "the same name");
+        name.set("News 24");
+        assert_eq!(name.changed_since(&mut seen).as_deref(), Some("News 24"));
+        assert_eq!(name.changed_since(&mut seen), None);
+        assert_eq!(name.get(), "News 24");
+    }
 
     #[test]
     fn only_an_idr_slice_makes_a_keyframe() {

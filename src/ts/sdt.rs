@@ -29,8 +29,9 @@ pub struct Sdt {
 }
 
 impl Sdt {
-    /// The table as one TS packet on PID 0x11.
-    fn packet(&self, transport_stream_id: u16, continuity: u8) -> [u8; PACKET] {
+    /// The table as one TS packet on PID 0x11; `version` is the 5-bit
+    /// `version_number`.
+    fn packet(&self, transport_stream_id: u16, continuity: u8, version: u8) -> [u8; PACKET] {
         let provider = dvb_text(&self.provider);
         let name = dvb_text(&self.name);
         let mut descriptor = vec![0x48, 0, DIGITAL_TV, provider.len() as u8];
@@ -41,8 +42,8 @@ impl Sdt {
 
         let mut section = vec![0x42, 0, 0];
         section.extend(transport_stream_id.to_be_bytes());
-        // reserved '11', version 0, current_next_indicator 1; section 0 of 0.
-        section.extend([0xC1, 0x00, 0x00]);
+        // reserved '11', version_number, current_next_indicator 1; section 0 of 0.
+        section.extend([0xC1 | ((version & 0x1F) << 1), 0x00, 0x00]);
         section.extend(PRIVATE_NETWORK_ID.to_be_bytes());
         section.push(0xFF);
         section.extend(self.service_id.to_be_bytes());
@@ -94,6 +95,9 @@ pub struct SdtInserter {
     replace_nulls: bool,
     transport_stream_id: u16,
     continuity: u8,
+    /// EN 300 468 5.1.5: incremented (modulo 32) each time the table changes, so a
+    /// receiver reads it again.
+    version: u8,
     last: Option<Duration>,
 }
 
@@ -106,8 +110,20 @@ impl SdtInserter {
             replace_nulls,
             transport_stream_id: DEFAULT_TSID,
             continuity: 0,
+            version: 0,
             last: None,
         }
+    }
+
+    /// Renames the service while the stream runs (a catalog reload): the next table
+    /// carries the new name under the next version number, and goes out at once.
+    pub fn set_name(&mut self, name: &str) {
+        if self.sdt.name == name {
+            return;
+        }
+        name.clone_into(&mut self.sdt.name);
+        self.version = (self.version + 1) & 0x1F;
+        self.last = None;
     }
 
     /// Processes one muxer buffer stamped `time`, in place; returns packets to append.
@@ -147,7 +163,9 @@ impl SdtInserter {
     }
 
     fn next_packet(&mut self) -> [u8; PACKET] {
-        let packet = self.sdt.packet(self.transport_stream_id, self.continuity);
+        let packet = self
+            .sdt
+            .packet(self.transport_stream_id, self.continuity, self.version);
         self.continuity = (self.continuity + 1) & 0x0F;
         packet
     }
@@ -177,7 +195,7 @@ mod tests {
 
     #[test]
     fn the_table_carries_the_service_and_a_valid_crc() {
-        let packet = sdt().packet(0x1234, 3);
+        let packet = sdt().packet(0x1234, 3, 0);
         assert_eq!(
             header(&packet).map(|h| (h.pid, h.continuity)),
             Some((SDT_PID, 3))
@@ -229,6 +247,32 @@ mod tests {
         inserter.process(Duration::from_millis(100), &mut next);
         assert_eq!(count_sdt(&next), 1);
         assert_eq!(header(&next).map(|h| h.continuity), Some(1));
+    }
+
+    #[test]
+    fn a_new_name_goes_out_at_once_under_the_next_version() {
+        let mut inserter = SdtInserter::new(sdt(), Duration::from_millis(100), false);
+        let mut buffer = pat_packet(0).to_vec();
+        let first = inserter
+            .process(Duration::ZERO, &mut buffer)
+            .expect("added");
+        let version = |packet: &[u8; PACKET]| section(packet).map(|s| (s[5] >> 1) & 0x1F);
+        assert_eq!(version(&first), Some(0));
+        inserter.set_name("Café TV");
+        assert_eq!(
+            inserter.process(Duration::from_millis(10), &mut buffer),
+            None,
+            "the same name changes nothing"
+        );
+        inserter.set_name("News 24");
+        let renamed = inserter
+            .process(Duration::from_millis(20), &mut buffer)
+            .expect("sent at once");
+        assert_eq!(version(&renamed), Some(1));
+        assert_eq!(header(&renamed).map(|h| h.continuity), Some(1));
+        let section = section(&renamed).expect("a whole section");
+        assert_eq!(crc32_mpeg2(section), 0);
+        assert!(section.windows(b"News 24".len()).any(|w| w == b"News 24"));
     }
 
     #[test]

@@ -701,3 +701,110 @@ fn frame_duration(frame: &Section) -> f64 {
         .find_map(|key| frame.fields.get(*key).and_then(|v| v.parse().ok()))
         .unwrap_or_else(|| panic!("ffprobe frame has no duration: {:?}", frame.fields))
 }
+
+// ---------------------------------------------------------------- more HTTP, signals, files
+
+/// Any method with ureq and extra headers, turning 4xx and 5xx into an ordinary
+/// response; a transport error is `Err`.
+pub fn http_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<HttpResponse, String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build();
+    let mut request = agent.request(method, url);
+    for (name, value) in headers {
+        request = request.set(name, value);
+    }
+    let response = match request.call() {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(err) => return Err(format!("{method} {url}: {err}")),
+    };
+    let status = response.status();
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .filter_map(|name| {
+            let value = response.header(&name)?.to_owned();
+            Some((name.to_ascii_lowercase(), value))
+        })
+        .collect();
+    let mut body = Vec::new();
+    response
+        .into_reader()
+        .read_to_end(&mut body)
+        .map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Replaces a file as editors and deploy tools do: the new content is written to a
+/// temporary file beside it, then renamed over it in one step.
+pub fn replace_file(path: &Path, text: &str) {
+    let name = path
+        .file_name()
+        .unwrap_or_else(|| panic!("{} has no file name", path.display()));
+    let temp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    fs::write(&temp, text).unwrap_or_else(|e| panic!("writing {}: {e}", temp.display()));
+    fs::rename(&temp, path).unwrap_or_else(|e| panic!("renaming over {}: {e}", path.display()));
+}
+
+/// Reads a never-ending HTTP body (`/ts/{channel}`) for `duration` over HTTP/1.0, so
+/// it comes unchunked; returns the bytes after the headers.
+pub fn read_stream(addr: SocketAddr, path: &str, duration: Duration) -> Vec<u8> {
+    use std::io::Write;
+    let mut stream =
+        TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap_or_else(|e| panic!("setting a read timeout: {e}"));
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n")
+        .unwrap_or_else(|e| panic!("sending GET {path}: {e}"));
+    let deadline = Instant::now() + duration;
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    while Instant::now() < deadline {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => data.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("reading GET {path}: {e}"),
+        }
+    }
+    let end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("GET {path}: no end of headers in {} bytes", data.len()));
+    let head = String::from_utf8_lossy(&data[..end]);
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "GET {path}: {head}"
+    );
+    data.split_off(end + 4)
+}
+
+impl Headend {
+    /// Sends a signal (`HUP`, `USR1`...) to the running headend.
+    pub fn signal(&self, name: &str) {
+        let child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(child) = child.as_ref() else {
+            panic!("the headend is not running");
+        };
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap_or_else(|e| panic!("running kill: {e}"));
+        assert!(status.success(), "kill -{name} failed: {status}");
+    }
+
+    /// The whole log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
