@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use tracing::{info, warn};
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing::{error, info, warn};
 
 use headend::catalog::{Catalog, VodAsset};
 use headend::origin::{ApiSettings, ApiToken, Origin, OriginConfig, PublicUrl, TOKEN_ENV};
 use headend::reload::{watcher, ReloadHandle, Reloader, Trigger};
+use headend::status::Registry;
 use headend::store::SegmentStore;
 use headend::supervisor::Supervisor;
 use headend::vod::progress::IngestBar;
@@ -63,10 +64,14 @@ enum Command {
         /// HEADEND_API_TOKEN environment variable; without either the API answers 403).
         #[arg(long, value_name = "PATH")]
         api_token_file: Option<PathBuf>,
-        /// Let anyone read GET /api/v1/catalog without a token (reloading still needs
-        /// one).
+        /// Let anyone call the read-only API (every GET: /api/v1/catalog, channels,
+        /// vod) without a token; reloading still needs one.
         #[arg(long)]
         public_api: bool,
+        /// Log lines as human-readable text or as one JSON object per line (for a log
+        /// shipper).
+        #[arg(long, value_enum, env = "HEADEND_LOG_FORMAT", default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
         /// Do not reload when a catalog file changes; reload only on SIGHUP or
         /// POST /api/v1/reload (for a deploy that writes several files one by one).
         #[arg(long)]
@@ -85,6 +90,15 @@ enum Command {
         #[command(subcommand)]
         command: VodCommand,
     },
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// `2026-11-21T12:00:00.123456Z  INFO headend::supervisor: Channel started. channel=news`
+    Text,
+    /// `{"timestamp":"…","level":"INFO","message":"Channel started.","channel":"news","target":"headend::supervisor"}`
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -124,13 +138,26 @@ fn main() -> ExitCode {
         }
     ) && std::io::stderr().is_terminal();
     let default_level = if bar_shows { "warn" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let log_format = match &cli.command {
+        Command::Run { log_format, .. } => *log_format,
+        _ => LogFormat::Text,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log_format {
+        LogFormat::Text => logs.init(),
+        // The event's fields at the top level, as log shippers index them; no span
+        // lists (the headend opens no spans).
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
     match cli.command {
         Command::Check { files } => match Catalog::load(&files) {
             Ok(catalog) => {
@@ -159,6 +186,7 @@ fn main() -> ExitCode {
             public_api,
             no_watch,
             files,
+            log_format,
         } => match run(RunOptions {
             listen,
             data,
@@ -170,7 +198,11 @@ fn main() -> ExitCode {
         }) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
-                eprintln!("error: {err:#}");
+                // Every line of a JSON log is JSON, the last one too.
+                match log_format {
+                    LogFormat::Text => eprintln!("error: {err:#}"),
+                    LogFormat::Json => error!(error = %format!("{err:#}"), "The headend stopped."),
+                }
                 ExitCode::FAILURE
             }
         },
@@ -332,7 +364,8 @@ fn run(options: RunOptions) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let (listing, listed) = tokio::sync::watch::channel(catalog.clone());
-        let supervisor = Supervisor::start(catalog.clone(), store);
+        let status = Registry::new();
+        let supervisor = Supervisor::start(catalog.clone(), store, status.clone());
         let (reloads, reloader) =
             Reloader::new(files.clone(), catalog.clone(), supervisor, listing).spawn();
         if token.is_none() {
@@ -340,10 +373,11 @@ fn run(options: RunOptions) -> anyhow::Result<()> {
         }
         let origin = origin
             .with_live_catalog(listed)
+            .with_status(status.clone())
             .with_api(ApiSettings {
                 reloads: reloads.clone(),
                 token,
-                public_catalog: public_api,
+                public_read: public_api,
             });
         let addr = origin.local_addr();
         let base = public_url.map_or_else(|| format!("http://{addr}"), |url| url.to_string());
@@ -369,7 +403,7 @@ fn run(options: RunOptions) -> anyhow::Result<()> {
             for asset in &catalog.assets {
                 info!(asset = %asset.id, url = %format!("http://{addr}/vod/{}/master.m3u8", asset.id), "VOD asset URL.");
             }
-            vod::spawn_background(library, catalog.clone(), stop_ingest.clone(), format!("http://{addr}"))
+            vod::spawn_background(library, catalog.clone(), stop_ingest.clone(), format!("http://{addr}"), status)
                 .context("starting the VOD ingest thread")?;
         }
         origin.serve(shutdown_signal()).await.context("serving")?;

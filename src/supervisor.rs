@@ -7,6 +7,11 @@
 //! [`Supervisor::apply`] takes a [`CatalogDiff`] and touches only the channels it
 //! names. A restart for a new configuration keeps the channel's packager, so its media
 //! sequence goes on with a discontinuity, as after a failure.
+//!
+//! Each task reports what its channel is doing into the channel's [`ChannelStatus`]:
+//! starting when a run starts, error (with the message) when it fails, a restart when
+//! it starts again after one, stopped when the channel is removed; the packager takes
+//! it live at the run's first segment.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -21,6 +26,7 @@ use tracing::{error, info, warn};
 use crate::catalog::{Catalog, CatalogDiff, Channel, Ladder};
 use crate::packager::Packager;
 use crate::pipeline::{ChannelPipeline, PipelineError, ServiceName, SOURCE_READY};
+use crate::status::{ChannelState, ChannelStatus, Registry};
 use crate::store::{SegmentStore, AUDIO_TRACK};
 
 /// First restart delay; doubles on each failure up to `MAX_BACKOFF`.
@@ -35,6 +41,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs every channel of a catalog.
 pub struct Supervisor {
     store: Arc<SegmentStore>,
+    status: Arc<Registry>,
     channels: BTreeMap<String, ChannelTask>,
 }
 
@@ -67,11 +74,12 @@ enum Desired {
 }
 
 impl Supervisor {
-    /// Starts one task per channel that is published. Must be called within a tokio
-    /// runtime.
-    pub fn start(catalog: Arc<Catalog>, store: Arc<SegmentStore>) -> Self {
+    /// Starts one task per channel that is published, each reporting into its status
+    /// in `status`. Must be called within a tokio runtime.
+    pub fn start(catalog: Arc<Catalog>, store: Arc<SegmentStore>, status: Arc<Registry>) -> Self {
         let mut supervisor = Self {
             store,
+            status,
             channels: BTreeMap::new(),
         };
         for channel in &catalog.channels {
@@ -162,11 +170,17 @@ impl Supervisor {
         self.stop_tasks(&ids).await;
     }
 
-    /// Starts a task for a channel that is published and not running yet.
+    /// Starts a task for a channel that is published and not running yet. A channel
+    /// that publishes nothing runs no pipeline and is listed as stopped.
     fn spawn(&mut self, catalog: &Arc<Catalog>, channel: &Channel) {
-        if !channel.outputs.hls || self.channels.contains_key(&channel.id) {
+        if self.channels.contains_key(&channel.id) {
             return;
         }
+        if !channel.outputs.hls {
+            self.status.register(&channel.id, ChannelState::Stopped);
+            return;
+        }
+        let status = self.status.register(&channel.id, ChannelState::Starting);
         let (desired, receiver) = watch::channel(Desired::Run(Arc::new(Setup {
             catalog: catalog.clone(),
             channel: channel.clone(),
@@ -180,6 +194,7 @@ impl Supervisor {
             receiver,
             took,
             service_name.clone(),
+            status,
         ));
         self.channels.insert(
             channel.id.clone(),
@@ -214,7 +229,11 @@ impl Supervisor {
         }
         let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
         for (id, task) in tasks {
-            match tokio::time::timeout_at(deadline, task.task).await {
+            let stopped = tokio::time::timeout_at(deadline, task.task).await;
+            if let Some(status) = self.status.channel(&id) {
+                status.stopped();
+            }
+            match stopped {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => warn!(channel = %id, %err, "A channel task ended abnormally."),
                 Err(_) => warn!(
@@ -266,6 +285,7 @@ async fn run_channel(
     mut desired: watch::Receiver<Desired>,
     took: watch::Sender<u64>,
     service_name: Arc<ServiceName>,
+    status: Arc<ChannelStatus>,
 ) {
     let Ended::Restart(mut setup) = take_desired(&mut desired) else {
         return;
@@ -277,6 +297,7 @@ async fn run_channel(
         track_names(ladder),
         ladder.segment_duration,
         ladder.window,
+        status.clone(),
     )));
     let mut backoff = MIN_BACKOFF;
     loop {
@@ -285,6 +306,7 @@ async fn run_channel(
             Ok(ended) => ended,
             Err(err) => {
                 error!(channel = %id, %err, "Channel pipeline failed.");
+                status.run_failed(err.to_string());
                 if started.elapsed() >= HEALTHY_RUN {
                     backoff = MIN_BACKOFF;
                 }
@@ -305,6 +327,7 @@ async fn run_channel(
                         if let Desired::Run(current) = &*desired.borrow() {
                             setup = current.clone();
                         }
+                        status.count_restart();
                         packager.lock().unwrap_or_else(|e| e.into_inner()).restart();
                         continue;
                     }
@@ -364,6 +387,15 @@ async fn run_pipeline(
         Err(_) => return Ok(Ended::Stop),
     }
     let channel = &setup.channel;
+    let status = packager
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .status()
+        .clone();
+    status.run_starting(
+        &channel.source.uri,
+        setup.catalog.ladder(channel).segment_duration,
+    );
     let built = ChannelPipeline::build(&setup.catalog, channel, packager, service_name.clone())?;
     let bus = built.pipeline.bus().ok_or(RunError::NoBus)?;
     let mut messages = bus.stream();

@@ -1,18 +1,23 @@
 //! The operations API under `/api/v1/` (described in `docs/openapi.yaml`):
 //! - `GET /api/v1/catalog`: the running catalog (its files, when it was loaded, its
 //!   channel ids) and the latest reload's result, with its problems;
-//! - `POST /api/v1/reload`: reloads the catalog and answers what the reload did.
+//! - `POST /api/v1/reload`: reloads the catalog and answers what the reload did;
+//! - `GET /api/v1/channels`, `GET /api/v1/channels/{id}`: each channel's state and
+//!   numbers (`crate::status`);
+//! - `GET /api/v1/vod`: each VOD asset's ingest.
 //!
 //! Every call needs `Authorization: Bearer TOKEN`, the token the headend was started
 //! with (`HEADEND_API_TOKEN` or `--api-token-file`); without one configured the API
-//! answers 403 and says how to set one. `--public-api` opens `GET /api/v1/catalog` to
-//! anyone. Answers are JSON, never cached, and carry no CORS headers: a page on
-//! another origin cannot call the API with a token.
+//! answers 403 and says how to set one. `--public-api` opens the read-only calls (every
+//! `GET`) to anyone. Answers are JSON, never cached, and carry no CORS headers: a page
+//! on another origin cannot call the API with a token.
+//!
+//! `/readyz` answers JSON from here too, without a token.
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{Either, Full};
@@ -23,6 +28,8 @@ use serde_json::{json, Value};
 use super::service::Body;
 use crate::catalog::Problem;
 use crate::reload::{CatalogStatus, ReloadHandle, ReloadOutcome, ReloadResult, Trigger};
+use crate::status::{AssetStatus, ChannelSnapshot, LastError, Registry};
+use crate::store::SegmentStore;
 
 /// The environment variable that holds the API token.
 pub const TOKEN_ENV: &str = "HEADEND_API_TOKEN";
@@ -33,16 +40,22 @@ const NO_STORE: &str = "no-store";
 /// RFC 6750 3: the challenge of a protected resource.
 const CHALLENGE: &str = "Bearer realm=\"headend\"";
 const CHALLENGE_INVALID: &str = "Bearer realm=\"headend\", error=\"invalid_token\"";
-const CATALOG_ALLOW: &str = "GET, HEAD, OPTIONS";
+const READ_ALLOW: &str = "GET, HEAD, OPTIONS";
 const RELOAD_ALLOW: &str = "POST, OPTIONS";
 
 /// An API endpoint, as the router names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Endpoint {
     /// `/api/v1/catalog`
     Catalog,
     /// `/api/v1/reload`
     Reload,
+    /// `/api/v1/channels`
+    Channels,
+    /// `/api/v1/channels/{id}`
+    Channel(String),
+    /// `/api/v1/vod`
+    Vod,
 }
 
 /// What the API needs: the reloader, and who may call it.
@@ -51,8 +64,15 @@ pub struct ApiSettings {
     pub reloads: ReloadHandle,
     /// `None`: no token configured, every call needing one answers 403.
     pub token: Option<ApiToken>,
-    /// `GET /api/v1/catalog` answers without a token.
-    pub public_catalog: bool,
+    /// The read-only calls (every `GET`) answer without a token.
+    pub public_read: bool,
+}
+
+/// What the read-only calls report on: the channels' and assets' status, and the
+/// store for the `/ts/` clients.
+pub(crate) struct Operations<'a> {
+    pub status: &'a Registry,
+    pub store: &'a SegmentStore,
 }
 
 /// The bearer token API calls must present. Its `Debug` does not show it.
@@ -124,55 +144,170 @@ fn constant_time_eq(expected: &[u8], presented: &[u8]) -> bool {
 /// Answers one API request.
 pub(crate) async fn respond<B>(
     api: &ApiSettings,
-    endpoint: Endpoint,
+    operations: &Operations<'_>,
+    endpoint: &Endpoint,
     req: &Request<B>,
 ) -> Response<Body> {
     let method = req.method();
     let allow = match endpoint {
-        Endpoint::Catalog => CATALOG_ALLOW,
         Endpoint::Reload => RELOAD_ALLOW,
+        _ => READ_ALLOW,
     };
     match (endpoint, method) {
         (_, &Method::OPTIONS) => options(allow),
-        (Endpoint::Catalog, &Method::GET | &Method::HEAD) => {
-            if let Some(refused) = refusal(api, req, api.public_catalog) {
+        (Endpoint::Reload, &Method::POST) => reload(api, req).await,
+        (Endpoint::Reload, _) => method_not_allowed(allow, method),
+        (read, &Method::GET | &Method::HEAD) => {
+            if let Some(refused) = refusal(api, req, api.public_read) {
                 return without_body_for_head(refused, method);
             }
-            let status = api.reloads.status();
-            without_body_for_head(
-                json_response(StatusCode::OK, &catalog_json(&status)),
-                method,
-            )
+            let (status, body) = read_json(api, operations, read);
+            without_body_for_head(json_response(status, &body), method)
         }
-        (Endpoint::Reload, &Method::POST) => {
-            if let Some(refused) = refusal(api, req, false) {
-                return refused;
-            }
-            match api.reloads.reload(Trigger::Api).await {
-                Some(outcome) => {
-                    let status = match outcome.result {
-                        ReloadResult::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                        _ => StatusCode::OK,
-                    };
-                    json_response(status, &outcome_json(&outcome))
-                }
-                None => error_json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The headend is shutting down; the catalog is no longer reloaded.",
-                ),
-            }
+        _ => method_not_allowed(allow, method),
+    }
+}
+
+/// The answer of a read-only call.
+fn read_json(
+    api: &ApiSettings,
+    operations: &Operations<'_>,
+    endpoint: &Endpoint,
+) -> (StatusCode, Value) {
+    let now = SystemTime::now();
+    let ts_clients = |id: &str| {
+        operations
+            .store
+            .channel(id)
+            .map_or(0, |live| live.ts().clients())
+    };
+    match endpoint {
+        Endpoint::Channels => {
+            let channels: Vec<Value> = operations
+                .status
+                .channels()
+                .iter()
+                .map(|c| channel_json(c, ts_clients(&c.id), now))
+                .collect();
+            (StatusCode::OK, json!({ "channels": channels }))
         }
-        _ => {
-            let mut response = error_json(
-                StatusCode::METHOD_NOT_ALLOWED,
-                &format!("This endpoint takes {allow}."),
-            );
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
-            without_body_for_head(response, method)
+        Endpoint::Channel(id) => match operations.status.channel(id) {
+            Some(status) => (
+                StatusCode::OK,
+                channel_json(&status.snapshot(), ts_clients(id), now),
+            ),
+            None => (
+                StatusCode::NOT_FOUND,
+                json!({ "error": format!("No channel `{id}`.") }),
+            ),
+        },
+        Endpoint::Vod => {
+            let assets: Vec<Value> = operations.status.assets().iter().map(asset_json).collect();
+            (StatusCode::OK, json!({ "assets": assets }))
+        }
+        Endpoint::Catalog | Endpoint::Reload => {
+            (StatusCode::OK, catalog_json(&api.reloads.status()))
         }
     }
+}
+
+/// `POST /api/v1/reload`.
+async fn reload<B>(api: &ApiSettings, req: &Request<B>) -> Response<Body> {
+    if let Some(refused) = refusal(api, req, false) {
+        return refused;
+    }
+    match api.reloads.reload(Trigger::Api).await {
+        Some(outcome) => {
+            let status = match outcome.result {
+                ReloadResult::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::OK,
+            };
+            json_response(status, &outcome_json(&outcome))
+        }
+        None => error_json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The headend is shutting down; the catalog is no longer reloaded.",
+        ),
+    }
+}
+
+fn method_not_allowed(allow: &'static str, method: &Method) -> Response<Body> {
+    let mut response = error_json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("This endpoint takes {allow}."),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    without_body_for_head(response, method)
+}
+
+/// `/readyz`: 200 once the catalog is loaded and every channel has published a
+/// segment or failed (a stopped channel waits for nothing), else 503; the body lists
+/// what is waited for.
+pub(crate) fn readiness(catalog_loaded: bool, status: &Registry) -> Response<Body> {
+    let waiting: Vec<Value> = status
+        .channels()
+        .iter()
+        .filter(|c| !c.ready)
+        .map(|c| json!({ "channel": c.id, "state": c.state.as_str() }))
+        .collect();
+    let ready = catalog_loaded && waiting.is_empty();
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(code, &readiness_json(ready, catalog_loaded, waiting))
+}
+
+fn readiness_json(ready: bool, catalog_loaded: bool, waiting: Vec<Value>) -> Value {
+    json!({ "ready": ready, "catalog_loaded": catalog_loaded, "waiting": waiting })
+}
+
+/// Seconds to the millisecond, as the API writes durations.
+fn seconds(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// A channel's status. `viewers` adds the `/ts/` clients to the HLS and DASH players
+/// estimated from segment requests (see `status::ChannelStatus::snapshot`).
+fn channel_json(channel: &ChannelSnapshot, ts_clients: usize, now: SystemTime) -> Value {
+    json!({
+        "id": channel.id,
+        "state": channel.state.as_str(),
+        "state_since": timestamp(channel.since),
+        "uptime_seconds": channel.uptime(now).map(seconds),
+        "restarts": channel.restarts,
+        "failovers": channel.failovers,
+        "input": channel.input,
+        "input_bitrate": channel.input_bitrate.map(f64::round),
+        "last_error": channel.last_error.as_ref().map(last_error_json),
+        "live_edge_age_seconds": channel.live_edge_age(now).map(seconds),
+        "segment_duration_seconds": seconds(channel.segment_duration),
+        "tracks": channel.tracks.iter().map(|t| json!({
+            "name": t.name,
+            "segments": t.segments,
+            "encode_speed": t.encode_speed.map(|s| (s * 1000.0).round() / 1000.0),
+        })).collect::<Vec<_>>(),
+        "viewers": channel.segment_viewers + ts_clients as u64,
+        "ts_clients": ts_clients,
+    })
+}
+
+fn last_error_json(error: &LastError) -> Value {
+    json!({ "message": error.message, "at": timestamp(error.at) })
+}
+
+fn asset_json(asset: &AssetStatus) -> Value {
+    json!({
+        "id": asset.id,
+        "title": asset.title,
+        "status": asset.state.as_str(),
+        "progress": asset.progress.map(|p| (p * 1000.0).round() / 1000.0),
+        "available": asset.available,
+        "last_error": asset.last_error.as_ref().map(last_error_json),
+    })
 }
 
 /// The answer that refuses the request, or `None` if it may go on.
@@ -310,6 +445,7 @@ mod tests {
     use super::*;
     use crate::catalog::Catalog;
     use crate::reload::Reloader;
+    use crate::status::{AssetState, ChannelState, TrackSnapshot};
     use crate::store::SegmentStore;
     use crate::supervisor::Supervisor;
 
@@ -345,15 +481,18 @@ mod tests {
         );
     }
 
-    /// An API over a reloader of an empty catalog file (no channel, so no pipeline).
+    /// An API over a reloader of an empty catalog file (no channel, so no pipeline),
+    /// and a status registry the tests fill by hand.
     struct Fixture {
         dir: PathBuf,
         api: ApiSettings,
+        status: Arc<Registry>,
+        store: Arc<SegmentStore>,
         _running: crate::reload::Running,
     }
 
     impl Fixture {
-        fn new(token: Option<&str>, public_catalog: bool) -> Fixture {
+        fn new(token: Option<&str>, public_read: bool) -> Fixture {
             static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             let dir = std::env::temp_dir().join(format!(
                 "headend-api-{}-{}",
@@ -364,17 +503,21 @@ mod tests {
             let file = dir.join("catalog.yaml");
             std::fs::write(&file, "channels: []\n").expect("catalog file");
             let catalog = Arc::new(Catalog::load(&[&file]).expect("loads"));
-            let supervisor = Supervisor::start(catalog.clone(), SegmentStore::new());
+            let store = SegmentStore::new();
+            let status = Registry::new();
+            let supervisor = Supervisor::start(catalog.clone(), store.clone(), status.clone());
             let (listing, _) = watch::channel(catalog.clone());
             let (reloads, running) =
                 Reloader::new(vec![file], catalog, supervisor, listing).spawn();
             Fixture {
                 dir,
                 _running: running,
+                status,
+                store,
                 api: ApiSettings {
                     reloads,
                     token: token.map(|t| ApiToken::new(t).expect("a valid token")),
-                    public_catalog,
+                    public_read,
                 },
             }
         }
@@ -390,7 +533,11 @@ mod tests {
                 builder = builder.header("authorization", auth);
             }
             let req = builder.body(()).expect("request");
-            let response = respond(&self.api, endpoint, &req).await;
+            let operations = Operations {
+                status: &self.status,
+                store: &self.store,
+            };
+            let response = respond(&self.api, &operations, &endpoint, &req).await;
             let (parts, body) = response.into_parts();
             let bytes = body
                 .collect()
@@ -517,12 +664,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_public_catalog_needs_no_token_but_reloading_does() {
+    async fn a_public_api_reads_without_a_token_but_reloading_needs_one() {
         let fixture = Fixture::new(Some(TOKEN), true);
-        let (status, _, _) = fixture.call(Method::GET, Endpoint::Catalog, None).await;
-        assert_eq!(status, StatusCode::OK);
+        for endpoint in [
+            Endpoint::Catalog,
+            Endpoint::Channels,
+            Endpoint::Vod,
+            Endpoint::Channel("none".to_owned()),
+        ] {
+            let (status, _, _) = fixture.call(Method::GET, endpoint.clone(), None).await;
+            let expected = match endpoint {
+                Endpoint::Channel(_) => StatusCode::NOT_FOUND,
+                _ => StatusCode::OK,
+            };
+            assert_eq!(status, expected, "{endpoint:?}");
+        }
         let (status, _, _) = fixture.call(Method::POST, Endpoint::Reload, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Not public: every read needs the token too.
+        let closed = Fixture::new(Some(TOKEN), false);
+        for endpoint in [
+            Endpoint::Channels,
+            Endpoint::Vod,
+            Endpoint::Channel("x".into()),
+        ] {
+            let (status, _, _) = closed.call(Method::GET, endpoint.clone(), None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{endpoint:?}");
+        }
         let (status, headers, body) = fixture.call(Method::HEAD, Endpoint::Catalog, None).await;
         assert_eq!(status, StatusCode::OK);
         assert!(headers.get("content-length").is_some());
@@ -547,7 +715,19 @@ mod tests {
             keys.sort();
             keys
         };
-        assert_eq!(keys(&spec["paths"]), ["/api/v1/catalog", "/api/v1/reload"]);
+        assert_eq!(
+            keys(&spec["paths"]),
+            [
+                "/api/v1/catalog",
+                "/api/v1/channels",
+                "/api/v1/channels/{id}",
+                "/api/v1/reload",
+                "/api/v1/vod",
+                "/healthz",
+                "/metrics",
+                "/readyz"
+            ]
+        );
         let required = |schema: &str| -> Vec<String> {
             let schema = &spec["components"]["schemas"][schema];
             let mut required: Vec<String> = schema["required"]
@@ -586,6 +766,7 @@ mod tests {
             loaded_at: SystemTime::UNIX_EPOCH,
             channels: vec!["a".to_owned()],
             last_reload: Some(outcome.clone()),
+            rejected: 1,
         };
         assert_eq!(required("Problem"), json_keys(&problem_json(&problem)));
         assert_eq!(
@@ -600,6 +781,216 @@ mod tests {
             "the text is the problem's place and message"
         );
         assert_eq!(outcome_json(&outcome)["at"], "1970-01-01T00:00:00.000Z");
+
+        let error = LastError {
+            message: "the source ended".to_owned(),
+            at: SystemTime::UNIX_EPOCH,
+        };
+        let channel = ChannelSnapshot {
+            last_error: Some(error.clone()),
+            ..snapshot()
+        };
+        let json = channel_json(
+            &channel,
+            1,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(200),
+        );
+        assert_eq!(required("Channel"), json_keys(&json));
+        assert_eq!(required("Track"), json_keys(&json["tracks"][0]));
+        assert_eq!(required("LastError"), json_keys(&json["last_error"]));
+        assert_eq!(required("ChannelList"), ["channels"]);
+        let asset = AssetStatus {
+            id: "film".to_owned(),
+            title: "A Film".to_owned(),
+            state: AssetState::Failed,
+            progress: None,
+            available: true,
+            last_error: Some(error),
+        };
+        assert_eq!(required("Asset"), json_keys(&asset_json(&asset)));
+        assert_eq!(required("AssetList"), ["assets"]);
+        let waiting = vec![json!({ "channel": "news", "state": "starting" })];
+        let readiness = readiness_json(false, true, waiting.clone());
+        assert_eq!(required("Readiness"), json_keys(&readiness));
+        assert_eq!(required("Waiting"), json_keys(&waiting[0]));
+        // The enums list every state the code has.
+        let enumeration = |schema: &str, property: &str| -> Vec<String> {
+            spec["components"]["schemas"][schema]["properties"][property]["enum"]
+                .as_sequence()
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|k| k.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let states: Vec<&str> = ChannelState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(enumeration("Channel", "state"), states);
+        assert_eq!(enumeration("Waiting", "state"), states);
+        let states: Vec<&str> = AssetState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(enumeration("Asset", "status"), states);
+    }
+
+    /// A live channel 10 s into its run, 1 s after its newest segment ended.
+    fn snapshot() -> ChannelSnapshot {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        ChannelSnapshot {
+            id: "news".to_owned(),
+            state: ChannelState::Live,
+            since: at(190),
+            live_since: Some(at(190)),
+            restarts: 1,
+            failovers: 0,
+            input: Some("udp://@239.1.1.1:5000".to_owned()),
+            input_bitrate: Some(4_000_123.4),
+            input_bytes: 5_000_000,
+            last_error: None,
+            segment_duration: Duration::from_secs(2),
+            newest_segment_end: Some(at(199)),
+            tracks: vec![TrackSnapshot {
+                name: "720p".to_owned(),
+                segments: 5,
+                encode_speed: Some(1.00049),
+            }],
+            segment_viewers: 2,
+            ready: true,
+        }
+    }
+
+    #[test]
+    fn a_channel_is_reported_with_its_numbers() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(200);
+        assert_eq!(
+            channel_json(&snapshot(), 3, now),
+            json!({
+                "id": "news",
+                "state": "live",
+                "state_since": "1970-01-01T00:03:10.000Z",
+                "uptime_seconds": 10.0,
+                "restarts": 1,
+                "failovers": 0,
+                "input": "udp://@239.1.1.1:5000",
+                "input_bitrate": 4_000_123.0,
+                "last_error": null,
+                "live_edge_age_seconds": 1.0,
+                "segment_duration_seconds": 2.0,
+                "tracks": [{ "name": "720p", "segments": 5, "encode_speed": 1.0 }],
+                "viewers": 5,
+                "ts_clients": 3,
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn channels_and_assets_are_listed_from_the_registry() {
+        let fixture = Fixture::new(Some(TOKEN), false);
+        let auth = format!("Bearer {TOKEN}");
+        let news = fixture.status.register("news", ChannelState::Starting);
+        news.run_starting("test://", Duration::from_secs(2));
+        fixture.status.register("off", ChannelState::Stopped);
+        let (status, _, body) = fixture
+            .call(Method::GET, Endpoint::Channels, Some(&auth))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let states: Vec<(&str, &str)> = body["channels"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .map(|c| {
+                        (
+                            c["id"].as_str().unwrap_or(""),
+                            c["state"].as_str().unwrap_or(""),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(states, [("news", "starting"), ("off", "stopped")]);
+
+        news.segment_published("720p", SystemTime::now());
+        let (status, _, body) = fixture
+            .call(Method::GET, Endpoint::Channel("news".into()), Some(&auth))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["state"], "live");
+        assert_eq!(body["input"], "test://");
+        assert_eq!(body["tracks"][0]["segments"], 1);
+        assert!(
+            body["live_edge_age_seconds"]
+                .as_f64()
+                .is_some_and(|a| a < 1.0),
+            "{body}"
+        );
+        assert_eq!(body["viewers"], 0);
+
+        let (status, _, body) = fixture
+            .call(Method::GET, Endpoint::Channel("nope".into()), Some(&auth))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"], "No channel `nope`.");
+
+        fixture.status.set_assets(vec![AssetStatus {
+            id: "film".to_owned(),
+            title: "A Film".to_owned(),
+            state: AssetState::Ingesting,
+            progress: Some(0.4567),
+            available: false,
+            last_error: None,
+        }]);
+        let (status, _, body) = fixture.call(Method::GET, Endpoint::Vod, Some(&auth)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            json!({ "assets": [{
+                "id": "film",
+                "title": "A Film",
+                "status": "ingesting",
+                "progress": 0.457,
+                "available": false,
+                "last_error": null,
+            }] })
+        );
+    }
+
+    #[tokio::test]
+    async fn readiness_waits_for_every_channel_to_publish_or_fail() {
+        let body = |response: Response<Body>| async move {
+            let (parts, body) = response.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let value: Value = serde_json::from_slice(&bytes).expect("JSON");
+            (parts.status, value)
+        };
+        let status = Registry::new();
+        let (code, value) = body(readiness(false, &status)).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            value,
+            json!({ "ready": false, "catalog_loaded": false, "waiting": [] })
+        );
+        let news = status.register("news", ChannelState::Starting);
+        let broken = status.register("broken", ChannelState::Starting);
+        status.register("off", ChannelState::Stopped);
+        let (code, value) = body(readiness(true, &status)).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            value["waiting"],
+            json!([
+                { "channel": "broken", "state": "starting" },
+                { "channel": "news", "state": "starting" },
+            ])
+        );
+        broken.run_failed("no such file".to_owned());
+        news.segment_published("720p", SystemTime::now());
+        let (code, value) = body(readiness(true, &status)).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(
+            value,
+            json!({ "ready": true, "catalog_loaded": true, "waiting": [] })
+        );
     }
 
     #[tokio::test]
@@ -615,7 +1006,7 @@ mod tests {
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(
             headers.get("allow").map(|v| v.as_bytes()),
-            Some(CATALOG_ALLOW.as_bytes())
+            Some(READ_ALLOW.as_bytes())
         );
         let (status, headers, _) = fixture.call(Method::OPTIONS, Endpoint::Reload, None).await;
         assert_eq!(status, StatusCode::NO_CONTENT);

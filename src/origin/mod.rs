@@ -1,7 +1,9 @@
 //! Origin: the HTTP server that plays out the live window from the [`SegmentStore`]
 //! and published VOD assets from disk, lists the catalog's channels and their guide
-//! for IPTV apps (`listing.rs`: `/playlist.m3u`, `/epg.xml`), and answers the
-//! operations API (`api.rs`: `/api/v1/catalog`, `/api/v1/reload`).
+//! for IPTV apps (`listing.rs`: `/playlist.m3u`, `/epg.xml`), and answers operators:
+//! the API (`api.rs`: `/api/v1/catalog`, `/api/v1/reload`, `/api/v1/channels`,
+//! `/api/v1/vod`), `/metrics` (`metrics.rs`, the Prometheus text format), `/healthz`
+//! and `/readyz`. Every request is counted by route kind and status for `/metrics`.
 //!
 //! hyper 1.x on tokio, HTTP/1.1 and HTTP/2 (h2c prior knowledge) on one port through
 //! hyper-util's auto builder. Live answers are built from `Bytes` already in memory
@@ -22,6 +24,7 @@ mod api;
 mod etag;
 mod idle;
 mod listing;
+mod metrics;
 mod range;
 mod route;
 mod service;
@@ -50,6 +53,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::catalog::Catalog;
+use crate::status::Registry;
 use crate::store::SegmentStore;
 
 /// How long open connections may take to finish after shutdown is asked for.
@@ -117,6 +121,7 @@ pub struct Origin {
     store: Arc<SegmentStore>,
     catalog: Option<watch::Receiver<Arc<Catalog>>>,
     api: Option<ApiSettings>,
+    status: Arc<Registry>,
 }
 
 impl std::fmt::Debug for Origin {
@@ -149,6 +154,7 @@ impl Origin {
             store,
             catalog: None,
             api: None,
+            status: Registry::new(),
         })
     }
 
@@ -172,6 +178,14 @@ impl Origin {
         self
     }
 
+    /// Reports the channels and VOD assets of `status` in the API, `/metrics` and
+    /// `/readyz`, and counts segment requests into it. Without it nothing is
+    /// registered: no channel is listed or waited for.
+    pub fn with_status(mut self, status: Arc<Registry>) -> Origin {
+        self.status = status;
+        self
+    }
+
     /// The address actually bound (the port is chosen by the OS for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -190,15 +204,16 @@ impl Origin {
             store,
             catalog,
             api,
+            status,
         } = self;
         let builder = Arc::new(connection_builder(&config));
         let sources = Arc::new(service::Sources {
-            store,
             vod_root: config.vod_root.clone(),
             catalog,
             public_url: config.public_url.clone(),
-            epg_failures: Arc::default(),
             api,
+            status,
+            ..service::Sources::new(store)
         });
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();

@@ -10,13 +10,18 @@
 use std::path::PathBuf;
 
 pub(crate) use super::api::Endpoint;
+use super::metrics::RouteKind;
 use crate::catalog::is_url_segment;
 
 /// One origin route, with its names percent-decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
-    /// `/healthz`
+    /// `/healthz`: the process answers.
     Health,
+    /// `/readyz`: the catalog is loaded and every channel has come up (or failed).
+    Ready,
+    /// `/metrics`: Prometheus text format.
+    Metrics,
     /// `/playlist.m3u`: the channel list for IPTV apps.
     Playlist,
     /// `/epg.xml`: the XMLTV guide of the playlist's channels.
@@ -47,8 +52,30 @@ pub(crate) enum Route {
     Ts { channel: String },
     /// `/vod/{asset}/...`
     Vod { asset: String, file: VodFile },
-    /// `/api/v1/catalog`, `/api/v1/reload`
+    /// `/api/v1/...`
     Api(Endpoint),
+}
+
+impl Route {
+    /// The route's kind, as the request metrics label it.
+    pub(crate) fn kind(&self) -> RouteKind {
+        match self {
+            Route::Health => RouteKind::Health,
+            Route::Ready => RouteKind::Ready,
+            Route::Metrics => RouteKind::Metrics,
+            Route::Playlist => RouteKind::Playlist,
+            Route::Guide => RouteKind::Guide,
+            Route::Master { .. } => RouteKind::Master,
+            Route::MediaPlaylist { .. } => RouteKind::MediaPlaylist,
+            Route::Init { .. } => RouteKind::Init,
+            Route::Segment { .. } => RouteKind::Segment,
+            Route::Manifest { .. } => RouteKind::Manifest,
+            Route::Time => RouteKind::Time,
+            Route::Ts { .. } => RouteKind::Ts,
+            Route::Vod { .. } => RouteKind::Vod,
+            Route::Api(_) => RouteKind::Api,
+        }
+    }
 }
 
 /// A file of a published VOD asset.
@@ -126,11 +153,18 @@ pub(crate) fn parse(path: &str) -> Result<Route, RouteError> {
     let names: Vec<&str> = segments.iter().map(String::as_str).collect();
     match names.as_slice() {
         ["healthz"] => Ok(Route::Health),
+        ["readyz"] => Ok(Route::Ready),
+        ["metrics"] => Ok(Route::Metrics),
         ["playlist.m3u"] => Ok(Route::Playlist),
         ["epg.xml"] => Ok(Route::Guide),
         ["time"] => Ok(Route::Time),
         ["api", "v1", "catalog"] => Ok(Route::Api(Endpoint::Catalog)),
         ["api", "v1", "reload"] => Ok(Route::Api(Endpoint::Reload)),
+        ["api", "v1", "channels"] => Ok(Route::Api(Endpoint::Channels)),
+        ["api", "v1", "channels", channel] => {
+            Ok(Route::Api(Endpoint::Channel((*channel).to_owned())))
+        }
+        ["api", "v1", "vod"] => Ok(Route::Api(Endpoint::Vod)),
         ["ts", channel] => Ok(Route::Ts {
             channel: (*channel).to_owned(),
         }),
@@ -380,7 +414,23 @@ mod tests {
     fn operations_api() {
         assert_eq!(parse("/api/v1/catalog"), Ok(Route::Api(Endpoint::Catalog)));
         assert_eq!(parse("/api/v1/reload"), Ok(Route::Api(Endpoint::Reload)));
+        assert_eq!(
+            parse("/api/v1/channels"),
+            Ok(Route::Api(Endpoint::Channels))
+        );
+        assert_eq!(
+            parse("/api/v1/channels/news"),
+            Ok(Route::Api(Endpoint::Channel("news".into())))
+        );
+        assert_eq!(parse("/api/v1/vod"), Ok(Route::Api(Endpoint::Vod)));
+        assert_eq!(parse("/readyz"), Ok(Route::Ready));
+        assert_eq!(parse("/metrics"), Ok(Route::Metrics));
         for path in [
+            "/api/v1/channels/",
+            "/api/v1/channels/news/x",
+            "/api/v1/vod/film",
+            "/readyz/",
+            "/metrics/x",
             "/api",
             "/api/v1",
             "/api/v1/",

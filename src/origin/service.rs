@@ -4,9 +4,10 @@
 //! memory at once; VOD answers read one file with `tokio::fs` (the blocking pool), so a
 //! slow disk never holds a runtime thread.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -14,18 +15,20 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::{Either, Full, StreamBody};
-use hyper::body::Frame;
+use hyper::body::{Body as _, Frame};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
 
 use tokio::sync::watch;
 
-use super::api::{self, ApiSettings};
+use super::api::{self, ApiSettings, Operations};
 use super::etag;
 use super::listing::{self, FailureLog, ListingError, PublicUrl};
+use super::metrics::{self, HttpMetrics, RouteKind, Scrape};
 use super::range::{self, ByteRange};
 use super::route::{self, Route, RouteError, VodFile};
 use crate::catalog::Catalog;
+use crate::status::Registry;
 use crate::store::{LiveChannel, SegmentStore, AUDIO_TRACK};
 use crate::ts::Subscription;
 
@@ -33,16 +36,19 @@ use crate::ts::Subscription;
 /// the client reads.
 pub(crate) type Body = Either<Full<Bytes>, StreamBody<TsFrames>>;
 
-/// A TS client's stream as HTTP body frames.
-pub(crate) struct TsFrames(Subscription);
+/// A TS client's stream as HTTP body frames, counted into the `ts` route's bytes as
+/// they go.
+pub(crate) struct TsFrames(Subscription, Arc<HttpMetrics>);
 
 impl futures_util::Stream for TsFrames {
     type Item = Result<Frame<Bytes>, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.0)
-            .poll_next(cx)
-            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+        let polled = Pin::new(&mut self.0).poll_next(cx);
+        if let Poll::Ready(Some(bytes)) = &polled {
+            self.1.add_bytes(RouteKind::Ts, bytes.len() as u64);
+        }
+        polled.map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
     }
 }
 
@@ -121,22 +127,67 @@ pub(crate) struct Sources {
     pub epg_failures: Arc<FailureLog>,
     /// The operations API under `/api/v1/`; `None` answers 404 there.
     pub api: Option<ApiSettings>,
+    /// The channels' and VOD assets' status: the API, `/metrics` and `/readyz` read
+    /// it, and segment requests are counted into it.
+    pub status: Arc<Registry>,
+    /// Requests answered and bytes sent, for `/metrics`.
+    pub http: Arc<HttpMetrics>,
 }
 
-/// Answers one request.
-pub(crate) async fn respond<B>(sources: &Sources, req: &Request<B>) -> Response<Body> {
-    let method = req.method();
-    if !is_origin_form(req) {
-        return error(StatusCode::BAD_REQUEST, method);
+impl Sources {
+    /// Sources with nothing but the store: no VOD, no listings, no API, and no
+    /// channel registered.
+    pub fn new(store: Arc<SegmentStore>) -> Sources {
+        Sources {
+            store,
+            vod_root: None,
+            catalog: None,
+            public_url: None,
+            epg_failures: Arc::default(),
+            api: None,
+            status: Registry::new(),
+            http: Arc::default(),
+        }
     }
-    let route = route::parse(req.uri().path());
+}
+
+/// Answers one request and counts it (by route kind and status) with the bytes of its
+/// body; a transport stream counts its bytes as they are sent.
+pub(crate) async fn respond<B>(sources: &Sources, req: &Request<B>) -> Response<Body> {
+    let route = is_origin_form(req).then(|| route::parse(req.uri().path()));
+    let kind = match &route {
+        Some(Ok(route)) => route.kind(),
+        _ => RouteKind::Unknown,
+    };
+    let response = answer(sources, req, route).await;
+    let body_bytes = response.body().size_hint().exact().unwrap_or(0);
+    sources.http.record(kind, response.status(), body_bytes);
+    response
+}
+
+/// The answer to a request whose target parsed to `route` (`None`: not origin-form).
+async fn answer<B>(
+    sources: &Sources,
+    req: &Request<B>,
+    route: Option<Result<Route, RouteError>>,
+) -> Response<Body> {
+    let method = req.method();
+    let Some(route) = route else {
+        return error(StatusCode::BAD_REQUEST, method);
+    };
     if route == Err(RouteError::BadPath) {
         return error(StatusCode::BAD_REQUEST, method);
     }
     // The API has its own methods, answers and access rules.
-    if let Ok(Route::Api(endpoint)) = route {
+    if let Ok(Route::Api(endpoint)) = &route {
         return match &sources.api {
-            Some(settings) => api::respond(settings, endpoint, req).await,
+            Some(settings) => {
+                let operations = Operations {
+                    status: &sources.status,
+                    store: &sources.store,
+                };
+                api::respond(settings, &operations, endpoint, req).await
+            }
             None => error(StatusCode::NOT_FOUND, method),
         };
     }
@@ -146,7 +197,12 @@ pub(crate) async fn respond<B>(sources: &Sources, req: &Request<B>) -> Response<
         _ => return method_not_allowed(method),
     }
     let resource = match route {
-        Ok(Route::Ts { channel }) => return transport_stream(&sources.store, &channel, method),
+        Ok(Route::Ts { channel }) => return transport_stream(sources, &channel, method),
+        Ok(Route::Ready) => {
+            let response = api::readiness(sources.catalog.is_some(), &sources.status);
+            return without_body_for_head(response, method);
+        }
+        Ok(Route::Metrics) => Ok(metrics_text(sources)),
         Ok(Route::Vod { asset, file }) => match &sources.vod_root {
             Some(root) => vod_file(root, &asset, &file).await,
             None => Err(Missing::NotFound),
@@ -161,7 +217,15 @@ pub(crate) async fn respond<B>(sources: &Sources, req: &Request<B>) -> Response<
                 return error(StatusCode::INTERNAL_SERVER_ERROR, method);
             }
         },
-        Ok(route) => lookup(&sources.store, &route),
+        Ok(route) => {
+            let found = lookup(&sources.store, &route);
+            if let (Ok(_), Route::Segment { channel, track, .. }) = (&found, &route) {
+                if let Some(status) = sources.status.channel(channel) {
+                    status.segment_requested(track == AUDIO_TRACK);
+                }
+            }
+            found
+        }
         Err(_) => Err(Missing::NotFound),
     };
     let response = match resource {
@@ -182,8 +246,8 @@ pub(crate) async fn respond<B>(sources: &Sources, req: &Request<B>) -> Response<
 /// `/ts/{channel}`: the channel's transport stream from its GOP cache on, for as long
 /// as the client keeps up. No length, no ranges, no caching: it is live. HEAD answers
 /// the headers without joining.
-fn transport_stream(store: &SegmentStore, channel: &str, method: &Method) -> Response<Body> {
-    let Some(live) = store.channel(channel) else {
+fn transport_stream(sources: &Sources, channel: &str, method: &Method) -> Response<Body> {
+    let Some(live) = sources.store.channel(channel) else {
         return error(StatusCode::NOT_FOUND, method);
     };
     let hub = live.ts();
@@ -197,7 +261,10 @@ fn transport_stream(store: &SegmentStore, channel: &str, method: &Method) -> Res
     }
     let body = match *method {
         Method::HEAD => empty(),
-        _ => Either::Right(StreamBody::new(TsFrames(hub.subscribe()))),
+        _ => Either::Right(StreamBody::new(TsFrames(
+            hub.subscribe(),
+            sources.http.clone(),
+        ))),
     };
     let mut response = Response::new(body);
     let headers = response.headers_mut();
@@ -296,10 +363,15 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
             resource.content_type = MPD_TYPE;
             Ok(resource)
         }
-        // Answered from disk by `vod_file`, and from the catalog by `listing`.
-        Route::Vod { .. } | Route::Playlist | Route::Guide | Route::Ts { .. } | Route::Api(_) => {
-            Err(Missing::NotFound)
-        }
+        // Answered from disk by `vod_file`, from the catalog by `listing`, and by
+        // `answer` itself.
+        Route::Vod { .. }
+        | Route::Playlist
+        | Route::Guide
+        | Route::Ts { .. }
+        | Route::Api(_)
+        | Route::Ready
+        | Route::Metrics => Err(Missing::NotFound),
         Route::Master { channel } => {
             let live = store.channel(channel).ok_or(Missing::NotFound)?;
             let body = live.master_playlist().ok_or(Missing::NotYet)?;
@@ -361,6 +433,38 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
                 etag: Some(etag),
             })
         }
+    }
+}
+
+/// `/metrics`: every channel's, the HTTP server's, the catalog's and the VOD
+/// ingest's numbers in the Prometheus text format. Public, like `/healthz`: scrapers
+/// rarely send tokens, and nothing in it is secret (channel and track ids, counts).
+fn metrics_text(sources: &Sources) -> Resource {
+    let channels = sources.status.channels();
+    let ts_clients: BTreeMap<String, usize> = sources
+        .store
+        .channel_ids()
+        .into_iter()
+        .filter_map(|id| {
+            let clients = sources.store.channel(&id)?.ts().clients();
+            Some((id, clients))
+        })
+        .collect();
+    let catalog = sources.api.as_ref().map(|api| api.reloads.status());
+    let assets = sources.status.assets();
+    let text = metrics::render(&Scrape {
+        now: SystemTime::now(),
+        channels: &channels,
+        ts_clients: &ts_clients,
+        http: &sources.http,
+        catalog: catalog.as_ref(),
+        assets: &assets,
+    });
+    Resource {
+        body: Bytes::from(text),
+        content_type: metrics::CONTENT_TYPE,
+        cache_control: NO_STORE.to_owned(),
+        etag: None,
     }
 }
 
@@ -638,14 +742,7 @@ mod tests {
 
     /// Live answers never wait, so their future is ready at once.
     fn respond(store: &Arc<SegmentStore>, req: &Request<()>) -> Response<Body> {
-        let sources = Sources {
-            store: Arc::clone(store),
-            vod_root: None,
-            catalog: None,
-            public_url: None,
-            epg_failures: Arc::default(),
-            api: None,
-        };
+        let sources = Sources::new(Arc::clone(store));
         super::respond(&sources, req)
             .now_or_never()
             .expect("a live answer is ready at once")
@@ -831,6 +928,117 @@ mod tests {
         assert_eq!(respond(&store, &h2).status(), StatusCode::OK);
     }
 
+    #[tokio::test]
+    async fn requests_are_counted_by_route_kind_and_metrics_are_public_text() {
+        let sources = Sources::new(store());
+        let live = |target: &str, method: Method| {
+            super::respond(&sources, &request(method, target, &[]))
+                .now_or_never()
+                .expect("a live answer is ready at once")
+        };
+        assert_eq!(
+            live("/live/news/720p/7.m4s", Method::GET).status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            live("/live/news/720p/7.m4s", Method::HEAD).status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            live("/live/news/720p/8.m4s", Method::GET).status(),
+            StatusCode::NOT_FOUND
+        );
+        // The raw path is never a label: every unknown path is `unknown`.
+        assert_eq!(
+            live("/secret-admin-path", Method::GET).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            live("/live/%2e%2e/x", Method::GET).status(),
+            StatusCode::BAD_REQUEST
+        );
+        let response = live("/metrics", Method::GET);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            header(&response, "content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        assert_eq!(header(&response, "cache-control"), Some(NO_STORE));
+        let text = String::from_utf8(body(response).await).expect("UTF-8");
+        for line in [
+            "headend_http_requests_total{route=\"segment\",status=\"200\"} 2\n",
+            "headend_http_requests_total{route=\"segment\",status=\"404\"} 1\n",
+            "headend_http_requests_total{route=\"unknown\",status=\"404\"} 1\n",
+            "headend_http_requests_total{route=\"unknown\",status=\"400\"} 1\n",
+            // One GET of the 20-byte segment (HEAD sends no body) and the 404 texts.
+            "headend_http_response_bytes_total{route=\"segment\"} 30\n",
+            "headend_ts_clients{channel=\"news\"} 0\n",
+        ] {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
+        }
+        assert!(!text.contains("secret"), "{text}");
+        // Without a reloader there is no catalog to report.
+        assert!(!text.contains("headend_catalog_"), "{text}");
+        // The scrape itself is counted once it is answered.
+        let text = String::from_utf8(body(live("/metrics", Method::GET)).await).expect("UTF-8");
+        assert!(
+            text.contains("headend_http_requests_total{route=\"metrics\",status=\"200\"} 1\n"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn readiness_is_json_and_needs_a_catalog() {
+        let store = store();
+        let response = get(&store, "/readyz", &[]);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&response, "content-type"), Some("application/json"));
+        assert_eq!(header(&response, "cache-control"), Some(NO_STORE));
+        let fixture = super::super::listing::tests::Fixture::new();
+        let sources = listing_sources(&fixture.catalog, None);
+        let news = sources
+            .status
+            .register("news", crate::status::ChannelState::Starting);
+        let ready = |method| {
+            super::respond(&sources, &request(method, "/readyz", &[]))
+                .now_or_never()
+                .expect("ready at once")
+        };
+        assert_eq!(ready(Method::GET).status(), StatusCode::SERVICE_UNAVAILABLE);
+        news.segment_published("720p", std::time::SystemTime::now());
+        let response = ready(Method::GET);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            body(response).await,
+            b"{\"catalog_loaded\":true,\"ready\":true,\"waiting\":[]}\n"
+        );
+        let head = ready(Method::HEAD);
+        assert_eq!(head.status(), StatusCode::OK);
+        assert_eq!(body(head).await, b"");
+        assert_eq!(ready(Method::POST).status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn segment_requests_are_counted_for_the_channel() {
+        let sources = Sources::new(store());
+        let news = sources
+            .status
+            .register("news", crate::status::ChannelState::Starting);
+        news.run_starting("test://", Duration::from_secs(1));
+        for _ in 0..10 {
+            let req = request(Method::GET, "/live/news/720p/7.m4s", &[]);
+            let response = super::respond(&sources, &req)
+                .now_or_never()
+                .expect("ready");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        // Counted per whole second: the current one is not over yet.
+        assert_eq!(news.snapshot().segment_viewers, 0);
+        std::thread::sleep(Duration::from_millis(1100));
+        // Ten 1 s segments in a 10 s window: one player.
+        assert_eq!(news.snapshot().segment_viewers, 1);
+    }
+
     #[test]
     fn other_methods_are_not_allowed() {
         let store = store();
@@ -867,12 +1075,9 @@ mod tests {
 
     fn listing_sources(catalog: &Catalog, public_url: Option<&str>) -> Sources {
         Sources {
-            store: SegmentStore::new(),
-            vod_root: None,
             catalog: Some(watch::channel(Arc::new(catalog.clone())).1),
             public_url: public_url.map(|url| url.parse().expect("a valid public URL")),
-            epg_failures: Arc::default(),
-            api: None,
+            ..Sources::new(SegmentStore::new())
         }
     }
 
@@ -1025,12 +1230,8 @@ mod tests {
 
         async fn get(&self, target: &str, headers: &[(&str, &str)]) -> Response<Body> {
             let sources = Sources {
-                store: SegmentStore::new(),
                 vod_root: Some(self.0.clone()),
-                catalog: None,
-                public_url: None,
-                epg_failures: Arc::default(),
-                api: None,
+                ..Sources::new(SegmentStore::new())
             };
             super::respond(&sources, &request(Method::GET, target, headers)).await
         }

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
+use crate::status::ChannelStatus;
 use crate::store::{init_name, LiveChannel, StoredSegment};
 use dash::{Mpd, MpdAudio, MpdKind, MpdPeriod, MpdVideo, TimelineSegment, TrackTimeline};
 use playlist::{AudioInfo, Bandwidth, SegmentEntry, VariantInfo};
@@ -104,6 +105,8 @@ pub type Epoch = u32;
 /// One channel's packager. The pipeline's appsink callbacks share it behind a mutex.
 pub struct Packager {
     channel: Arc<LiveChannel>,
+    /// Where the channel's segment counts, encode speed and live edge are reported.
+    status: Arc<ChannelStatus>,
     segment_duration: Duration,
     window: usize,
     tracks: Vec<Track>,
@@ -131,9 +134,11 @@ impl Packager {
         tracks: impl IntoIterator<Item = String>,
         segment_duration: Duration,
         window: u32,
+        status: Arc<ChannelStatus>,
     ) -> Self {
         Self {
             channel,
+            status,
             segment_duration,
             window: window.max(1) as usize,
             tracks: tracks.into_iter().map(Track::new).collect(),
@@ -205,6 +210,7 @@ impl Packager {
         if added || !old.is_empty() {
             let names: Vec<&str> = self.tracks.iter().map(|t| t.name.as_str()).collect();
             self.channel.replace_tracks(&names);
+            self.status.retain_tracks(&names);
         }
         self.segment_duration = segment_duration;
         self.window = window.max(1) as usize;
@@ -215,6 +221,11 @@ impl Packager {
     /// The channel this packager publishes to.
     pub fn channel(&self) -> &Arc<LiveChannel> {
         &self.channel
+    }
+
+    /// The channel's status, which the packager reports segments into.
+    pub fn status(&self) -> &Arc<ChannelStatus> {
+        &self.status
     }
 
     /// Publishes a track's init segment and remembers what it carries.
@@ -239,6 +250,7 @@ impl Packager {
     pub fn push_fragment(&mut self, id: TrackId, fragment: Fragment) -> Option<u64> {
         let segment_duration = self.segment_duration;
         let track = self.tracks.get_mut(id)?;
+        self.status.produced(&track.name, fragment.duration);
         // A fragment that starts at or past the open segment's boundary belongs to the
         // next segment: the open one ended early (a gap in the media), and it is closed
         // as it is rather than joined with the next, which would skip a number.
@@ -394,6 +406,7 @@ impl Packager {
             track.last_sequence,
         );
         track.last_sequence = Some(sequence);
+        let end = closed.end;
         let data = closed.data;
         let entry = SegmentEntry {
             sequence,
@@ -459,6 +472,8 @@ impl Packager {
             media_playlist,
             retained_from(oldest_listed, window),
         );
+        // Once it is served: a channel reported live has a segment to fetch.
+        self.status.segment_published(&track.name, end);
         Some(sequence)
     }
 
@@ -902,6 +917,7 @@ mod tests {
             tracks.iter().map(|t| (*t).to_owned()),
             Duration::from_secs(2),
             3,
+            crate::status::Registry::new().register("news", crate::status::ChannelState::Starting),
         );
         (p, channel)
     }

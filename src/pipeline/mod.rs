@@ -77,7 +77,12 @@ impl ChannelPipeline {
         let pipeline = gst::Pipeline::with_name(&channel.id);
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
 
-        let source = source::build(&pipeline, channel, ladder)?;
+        let status = packager
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .status()
+            .clone();
+        let source = source::build(&pipeline, channel, ladder, &status)?;
         let schedule = Schedule::new(Timeline::WallClock, ladder.gop, ladder.segment_duration);
         let output: Arc<dyn TrackOutput> = Arc::new(LiveOutput(packager.clone()));
 

@@ -3,12 +3,21 @@
 //! Each source ends in two elements whose src pads give I420 video at the ladder's top
 //! size and frame rate, and S16 audio at the ladder's rate and channel count. What is
 //! in front of them depends on the URI scheme.
+//!
+//! The input bitrate a channel reports is counted here, as the bytes leaving the
+//! source element (see [`meter_source`]): the transport stream, RTP packets, FLV, RTSP's
+//! RTP or the file's bytes as they are read; for an HLS pull the segments its
+//! adaptive demuxer hands on; for `test://` the raw pictures and samples the
+//! generators make, since nothing compressed enters that pipeline.
+
+use std::sync::Arc;
 
 use gst::prelude::*;
 use tracing::{debug, warn};
 
 use super::{make, PipelineError};
 use crate::catalog::{Channel, Ladder, SourceScheme};
+use crate::status::ChannelStatus;
 
 /// Application message a file source posts once its decoded pads are linked.
 pub const SOURCE_READY: &str = "headend-source-ready";
@@ -21,10 +30,12 @@ pub struct SourceOutputs {
     pub loop_pad: Option<gst::Pad>,
 }
 
+/// Builds the source of `channel`; the bytes it takes in are counted in `status`.
 pub fn build(
     pipeline: &gst::Pipeline,
     channel: &Channel,
     ladder: &Ladder,
+    status: &Arc<ChannelStatus>,
 ) -> Result<SourceOutputs, PipelineError> {
     let video_caps = gst::Caps::builder("video/x-raw")
         .field("format", "I420")
@@ -74,7 +85,14 @@ pub fn build(
 
     match scheme {
         SourceScheme::Test => {
-            build_test(pipeline, channel, ladder, &video_convert, &audio_convert)?;
+            build_test(
+                pipeline,
+                channel,
+                ladder,
+                &video_convert,
+                &audio_convert,
+                status,
+            )?;
         }
         SourceScheme::Rtp => {
             let udpsrc = make("udpsrc")?;
@@ -95,6 +113,7 @@ pub fn build(
                     .build(),
             );
             apply_options(&udpsrc, channel);
+            meter_source(&udpsrc, status);
             let jitter = make("rtpjitterbuffer")?;
             let depay = make("rtpmp2tdepay")?;
             let decode = make("decodebin")?;
@@ -116,6 +135,13 @@ pub fn build(
                 .map_err(|e| PipelineError::Source(e.to_string()))?;
             let decode = make("uridecodebin")?;
             decode.set_property("uri", uri.as_str());
+            let meter = status.clone();
+            decode.connect("source-setup", false, move |args| {
+                if let Some(Ok(element)) = args.get(1).map(|v| v.get::<gst::Element>()) {
+                    meter_source(&element, &meter);
+                }
+                None
+            });
             pipeline.add(&decode)?;
             link_decoded_pads(&decode, &video_convert, &audio_convert);
             // The supervisor seeks once the decoded streams exist (see SOURCE_READY).
@@ -135,12 +161,27 @@ pub fn build(
             let decode = make("uridecodebin")?;
             decode.set_property("uri", channel.source.uri.as_str());
             let source = channel.clone();
+            let meter = status.clone();
             decode.connect("source-setup", false, move |args| {
                 if let Some(Ok(element)) = args.get(1).map(|v| v.get::<gst::Element>()) {
                     apply_options(&element, &source);
+                    meter_source(&element, &meter);
                 }
                 None
             });
+            if let (SourceScheme::Hls, Some(bin)) = (scheme, decode.downcast_ref::<gst::Bin>()) {
+                // The source element fetches only the playlist; the adaptive demuxer
+                // downloads the segments and hands them on from its own pads.
+                let meter = status.clone();
+                bin.connect_deep_element_added(move |_, _, element| {
+                    let adaptive = element
+                        .factory()
+                        .is_some_and(|f| f.klass().contains("Demuxer/Adaptive"));
+                    if adaptive {
+                        meter_source(element, &meter);
+                    }
+                });
+            }
             pipeline.add(&decode)?;
             link_decoded_pads(&decode, &video_convert, &audio_convert);
         }
@@ -161,6 +202,7 @@ fn build_test(
     ladder: &Ladder,
     video_in: &gst::Element,
     audio_in: &gst::Element,
+    status: &Arc<ChannelStatus>,
 ) -> Result<(), PipelineError> {
     let top = ladder
         .renditions
@@ -223,10 +265,41 @@ fn build_test(
             .build(),
     )?;
 
+    meter_source(&videotestsrc, status);
+    meter_source(&audiotestsrc, status);
     pipeline.add_many([&videotestsrc, &caps, &clock, &audiotestsrc, &audio_caps])?;
     gst::Element::link_many([&videotestsrc, &caps, &clock, video_in])?;
     gst::Element::link_many([&audiotestsrc, &audio_caps, audio_in])?;
     Ok(())
+}
+
+/// Counts the bytes of every buffer leaving `element`'s src pads, those it has and
+/// those it adds later (rtspsrc's and a demuxer's come and go with the streams), into
+/// the channel's input bitrate. A probe without a scheduling mode runs in pull mode
+/// too, so a file's bytes count as the demuxer reads them.
+fn meter_source(element: &gst::Element, status: &Arc<ChannelStatus>) {
+    let meter = |pad: &gst::Pad, status: Arc<ChannelStatus>| {
+        if pad.direction() != gst::PadDirection::Src {
+            return;
+        }
+        pad.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |_, info| {
+                let bytes = match &info.data {
+                    Some(gst::PadProbeData::Buffer(buffer)) => buffer.size(),
+                    Some(gst::PadProbeData::BufferList(list)) => list.calculate_size(),
+                    _ => 0,
+                };
+                status.input_bytes(bytes as u64);
+                gst::PadProbeReturn::Ok
+            },
+        );
+    };
+    for pad in element.src_pads() {
+        meter(&pad, status.clone());
+    }
+    let status = status.clone();
+    element.connect_pad_added(move |_, pad| meter(pad, status.clone()));
 }
 
 /// Links a decodebin's raw pads to the video and audio inputs as they appear. The first

@@ -99,6 +99,8 @@ pub struct CatalogStatus {
     pub channels: Vec<String>,
     /// The latest reload, whatever its result; `None` before the first.
     pub last_reload: Option<ReloadOutcome>,
+    /// Reloads rejected since the start (`headend_catalog_reload_failures_total`).
+    pub rejected: u64,
 }
 
 struct Request {
@@ -205,6 +207,7 @@ impl Reloader {
             loaded_at: SystemTime::now(),
             channels: channel_ids(&catalog),
             last_reload: None,
+            rejected: 0,
         };
         Reloader {
             files,
@@ -307,11 +310,15 @@ impl Reloader {
             result,
         };
         let applied = matches!(outcome.result, ReloadResult::Applied(_));
+        let rejected = matches!(outcome.result, ReloadResult::Rejected(_));
         let channels = channel_ids(&self.catalog);
         self.status.send_modify(|status| {
             if applied {
                 status.loaded_at = outcome.at;
                 status.channels = channels;
+            }
+            if rejected {
+                status.rejected += 1;
             }
             status.last_reload = Some(outcome.clone());
         });
@@ -368,7 +375,11 @@ mod tests {
             let file = dir.join("catalog.yaml");
             std::fs::write(&file, text).expect("catalog file");
             let catalog = Arc::new(Catalog::load(&[&file]).expect("loads"));
-            let supervisor = Supervisor::start(catalog.clone(), SegmentStore::new());
+            let supervisor = Supervisor::start(
+                catalog.clone(),
+                SegmentStore::new(),
+                crate::status::Registry::new(),
+            );
             let (listing, listed) = watch::channel(catalog.clone());
             let (reloads, running) =
                 Reloader::new(vec![file.clone()], catalog, supervisor, listing).spawn();
@@ -469,6 +480,7 @@ mod tests {
         let status = fixture.reloads.status();
         assert_eq!(status.channels, ids(&["a", "b"]));
         assert_eq!(status.last_reload, Some(outcome));
+        assert_eq!(status.rejected, 1);
     }
 
     #[tokio::test]

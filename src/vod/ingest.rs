@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{error, info, warn};
 
@@ -15,6 +15,7 @@ use super::writer::AssetWriter;
 use super::VodError;
 use crate::catalog::{Catalog, EncoderProfile, Ladder, VodAsset};
 use crate::pipeline::transcode::{self, Progress};
+use crate::status::{AssetState, AssetStatus, LastError, Registry};
 
 /// What an ingest did.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,15 +143,39 @@ pub fn settings<'a>(
     Ok((ladder, encoder))
 }
 
+/// How far a transcode has come, 0 to 1; `None` while the source's duration is not
+/// known.
+fn fraction(progress: Progress) -> Option<f64> {
+    let duration = progress.duration.filter(|d| !d.is_zero())?;
+    Some((progress.position.as_secs_f64() / duration.as_secs_f64()).clamp(0.0, 1.0))
+}
+
 /// Ingests every asset of the catalog that is not up to date, one at a time, on a
-/// thread of its own (a transcode blocks). An asset that fails is logged and the next
-/// one goes on. `stop` ends the loop before the next asset.
+/// thread of its own (a transcode blocks), reporting each asset's status and progress
+/// into `status`. An asset that fails is logged and the next one goes on. `stop` ends
+/// the loop before the next asset.
 pub fn spawn_background(
     library: Library,
     catalog: Arc<Catalog>,
     stop: Arc<AtomicBool>,
     base_url: String,
+    status: Arc<Registry>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // Listed at once, before the thread reads anything.
+    status.set_assets(
+        catalog
+            .assets
+            .iter()
+            .map(|asset| AssetStatus {
+                id: asset.id.clone(),
+                title: asset.title.clone(),
+                state: AssetState::Pending,
+                progress: None,
+                available: false,
+                last_error: None,
+            })
+            .collect(),
+    );
     std::thread::Builder::new()
         .name("vod-ingest".to_owned())
         .spawn(move || {
@@ -158,17 +183,64 @@ pub fn spawn_background(
                 warn!(root = %library.root().display(), %error, "Could not clean the VOD library.");
             }
             for asset in &catalog.assets {
+                let available = library.current(&asset.id).is_some();
+                status.update_asset(&asset.id, |a| a.available = available);
+            }
+            for asset in &catalog.assets {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let url = format!("{base_url}/vod/{}/master.m3u8", asset.id);
+                let id = asset.id.as_str();
+                status.update_asset(id, |a| {
+                    a.state = AssetState::Ingesting;
+                    a.progress = None;
+                });
+                let url = format!("{base_url}/vod/{id}/master.m3u8");
                 let result = settings(&catalog, asset).and_then(|(ladder, encoder)| {
-                    ingest(&library, asset, ladder, encoder, false, |_| {})
+                    ingest(&library, asset, ladder, encoder, false, |progress| {
+                        status.update_asset(id, |a| a.progress = fraction(progress));
+                    })
                 });
                 match result {
-                    Ok(_) => info!(asset = %asset.id, %url, "VOD asset ready."),
-                    Err(err) => error!(asset = %asset.id, error = %err, "VOD ingest failed."),
+                    Ok(_) => {
+                        status.update_asset(id, |a| {
+                            a.state = AssetState::Published;
+                            a.progress = Some(1.0);
+                            a.available = true;
+                        });
+                        info!(asset = %id, %url, "VOD asset ready.");
+                    }
+                    Err(err) => {
+                        let available = library.current(id).is_some();
+                        status.update_asset(id, |a| {
+                            a.state = AssetState::Failed;
+                            a.progress = None;
+                            a.available = available;
+                            a.last_error = Some(LastError {
+                                message: err.to_string(),
+                                at: SystemTime::now(),
+                            });
+                        });
+                        error!(asset = %id, error = %err, "VOD ingest failed.");
+                    }
                 }
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_a_fraction_of_a_known_duration() {
+        let progress = |position: u64, duration: Option<u64>| Progress {
+            position: Duration::from_millis(position),
+            duration: duration.map(Duration::from_millis),
+        };
+        assert_eq!(fraction(progress(2500, Some(10_000))), Some(0.25));
+        assert_eq!(fraction(progress(12_000, Some(10_000))), Some(1.0));
+        assert_eq!(fraction(progress(2500, None)), None);
+        assert_eq!(fraction(progress(0, Some(0))), None);
+    }
 }

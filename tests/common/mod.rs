@@ -168,11 +168,23 @@ impl Headend {
     /// Starts the headend on a catalog file already in `dir` (beside the media it
     /// names), with more `headend run` options (`--data DIR`), logging into `dir`.
     pub fn start_in(dir: TempDir, catalog: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(dir, catalog, args, &[])
+    }
+
+    /// As [`start_in`](Self::start_in), with these environment variables set. The
+    /// headend's own variables (`HEADEND_*`) are otherwise taken out of its
+    /// environment, so the test's environment cannot change what it tests.
+    pub fn start_with_env(
+        dir: TempDir,
+        catalog: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = dir.path().join("headend.log");
         let mut failure = String::new();
         for _ in 0..START_ATTEMPTS {
             let addr = free_loopback_port();
-            let mut child = spawn(catalog, addr, &log, args);
+            let mut child = spawn(catalog, addr, &log, args, env);
             match wait_listening(&mut child, addr) {
                 Ok(()) => {
                     return Self {
@@ -336,10 +348,24 @@ impl Drop for Headend {
     }
 }
 
-fn spawn(catalog: &Path, addr: SocketAddr, log: &Path, args: &[&str]) -> Child {
+/// The environment variables `headend run` reads.
+const HEADEND_ENV: [&str; 2] = ["HEADEND_API_TOKEN", "HEADEND_LOG_FORMAT"];
+
+fn spawn(
+    catalog: &Path,
+    addr: SocketAddr,
+    log: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Child {
     let log_file =
         fs::File::create(log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
-    Command::new(env!("CARGO_BIN_EXE_headend"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_headend"));
+    for name in HEADEND_ENV {
+        command.env_remove(name);
+    }
+    command
+        .envs(env.iter().copied())
         .arg("run")
         .arg("--listen")
         .arg(addr.to_string())
