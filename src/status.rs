@@ -16,8 +16,10 @@
 //! any state ──removed by a reload──► stopped
 //! ```
 //!
-//! `failover` and `slate` are states of the failover work to come; nothing sets them
-//! yet, and `failovers` stays 0.
+//! A channel with failover (a `backup:` or `slate:` in the catalog) that switches
+//! input starts a run on its backup or slate: such a run goes from starting to
+//! `failover` (backup) or `slate` instead of live at its first segment, and each
+//! switch away from the primary counts in `failovers`.
 //!
 //! Every lock here is held only to copy a few values in or out, never across I/O.
 
@@ -51,9 +53,9 @@ pub enum ChannelState {
     Starting,
     /// The current run has published a segment.
     Live,
-    /// Playing a backup input (the failover work to come; never set yet).
+    /// The current run plays the channel's backup source and has published a segment.
     Failover,
-    /// Playing a slate while no input works (the failover work to come; never set yet).
+    /// The current run plays the slate (no input works) and has published a segment.
     Slate,
     /// The last run failed; the supervisor restarts it after a backoff.
     Error,
@@ -113,6 +115,9 @@ struct Lifecycle {
     published: bool,
     restarts: u64,
     failovers: u64,
+    /// What the current run's first segment takes the channel to: live, failover or
+    /// slate.
+    on_air: ChannelState,
     input: Option<String>,
     last_error: Option<LastError>,
     segment_duration: Duration,
@@ -198,6 +203,7 @@ impl ChannelStatus {
                 published: false,
                 restarts: 0,
                 failovers: 0,
+                on_air: ChannelState::Live,
                 input: None,
                 last_error: None,
                 segment_duration: Duration::ZERO,
@@ -210,6 +216,12 @@ impl ChannelStatus {
         }
     }
 
+    /// A status no registry lists: what is written into it is seen nowhere (a
+    /// probe pipeline's input bytes).
+    pub fn detached(id: &str) -> Arc<ChannelStatus> {
+        Arc::new(ChannelStatus::new(id, ChannelState::Starting))
+    }
+
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -217,11 +229,19 @@ impl ChannelStatus {
     /// A pipeline run is starting, reading `input` into segments of
     /// `segment_duration`.
     pub fn run_starting(&self, input: &str, segment_duration: Duration) {
+        self.run_starting_as(input, segment_duration, ChannelState::Live);
+    }
+
+    /// A pipeline run is starting, as [`run_starting`](Self::run_starting), whose
+    /// first segment takes the channel to `on_air`: live for its primary source,
+    /// failover for its backup, slate for the slate.
+    pub fn run_starting_as(&self, input: &str, segment_duration: Duration, on_air: ChannelState) {
         let mut lifecycle = lock(&self.lifecycle);
         if lifecycle.state == ChannelState::Stopped {
             return;
         }
         lifecycle.enter(ChannelState::Starting);
+        lifecycle.on_air = on_air;
         lifecycle.live_since = None;
         lifecycle.input = Some(redact_uri(input));
         lifecycle.segment_duration = segment_duration;
@@ -242,6 +262,12 @@ impl ChannelStatus {
     /// The supervisor starts the channel again after a failure.
     pub fn count_restart(&self) {
         lock(&self.lifecycle).restarts += 1;
+    }
+
+    /// The supervisor switches the channel from its primary source to its backup or
+    /// slate.
+    pub fn count_failover(&self) {
+        lock(&self.lifecycle).failovers += 1;
     }
 
     /// The channel no longer runs. This is the end of this status: whatever a
@@ -290,9 +316,12 @@ impl ChannelStatus {
         lifecycle.published = true;
         lifecycle.newest_end = Some(lifecycle.newest_end.map_or(end, |newest| newest.max(end)));
         if lifecycle.state == ChannelState::Starting {
-            lifecycle.enter(ChannelState::Live);
-            lifecycle.live_since = Some(lifecycle.since);
-            info!(channel = %self.id, "Channel is live.");
+            let on_air = lifecycle.on_air;
+            lifecycle.enter(on_air);
+            if on_air == ChannelState::Live {
+                lifecycle.live_since = Some(lifecycle.since);
+            }
+            info!(channel = %self.id, state = on_air.as_str(), "Channel is on air.");
         }
     }
 
@@ -651,6 +680,36 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_backup_or_slate_run_goes_to_failover_or_slate_and_counts_the_switch() {
+        let registry = Registry::new();
+        let status = registry.register("news", ChannelState::Starting);
+        let segment = Duration::from_secs(1);
+        status.run_starting("udp://127.0.0.1:5000", segment);
+        status.segment_published("audio", SystemTime::now());
+        assert_eq!(status.snapshot().state, ChannelState::Live);
+        for (input, on_air) in [
+            ("udp://127.0.0.1:5002", ChannelState::Failover),
+            ("slate", ChannelState::Slate),
+        ] {
+            status.run_failed("the input delivered no video for 3s".to_owned());
+            status.count_failover();
+            status.run_starting_as(input, segment, on_air);
+            assert_eq!(status.snapshot().state, ChannelState::Starting);
+            status.segment_published("audio", SystemTime::now());
+            let snapshot = status.snapshot();
+            assert_eq!(snapshot.state, on_air);
+            assert_eq!(snapshot.live_since, None);
+            assert_eq!(snapshot.input.as_deref(), Some(input));
+        }
+        status.run_starting("udp://127.0.0.1:5000", segment);
+        status.segment_published("audio", SystemTime::now());
+        let back = status.snapshot();
+        assert_eq!(back.state, ChannelState::Live);
+        assert!(back.live_since.is_some());
+        assert_eq!((back.failovers, back.restarts), (2, 0));
     }
 
     #[test]

@@ -12,6 +12,11 @@
 //! starting when a run starts, error (with the message) when it fails, a restart when
 //! it starts again after one, stopped when the channel is removed; the packager takes
 //! it live at the run's first segment.
+//!
+//! A channel with failover (see `docs/architecture.md`, Failover) also watches its
+//! run's decoded video: a stall, error or end of its input switches at once to the
+//! next input (primary → backup → slate), and while it plays its backup or slate a
+//! probe pipeline (`PrimaryProbe`) brings it back to the primary once that delivers again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -23,9 +28,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::catalog::{Catalog, CatalogDiff, Channel, Ladder};
+use crate::catalog::{Catalog, CatalogDiff, Channel, Failover, Ladder};
 use crate::packager::Packager;
-use crate::pipeline::{ChannelPipeline, PipelineError, ServiceName, SOURCE_READY};
+use crate::pipeline::{
+    ChannelPipeline, Input, PipelineError, ProbePipeline, ServiceName, Watchdog, SOURCE_READY,
+};
 use crate::status::{ChannelState, ChannelStatus, Registry};
 use crate::store::{SegmentStore, AUDIO_TRACK};
 
@@ -37,6 +44,11 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 /// How long a stopping channel may take to set its pipeline to NULL before its URLs
 /// are withdrawn anyway.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a channel with failover checks its watchdogs.
+const WATCHDOG_TICK: Duration = Duration::from_millis(200);
+/// A run's input may take this much longer than `stall_timeout` to deliver its first
+/// picture: a network source waits for a keyframe, a decoder for its caps.
+const STARTUP_GRACE: Duration = Duration::from_secs(3);
 
 /// Runs every channel of a catalog.
 pub struct Supervisor {
@@ -263,10 +275,81 @@ fn track_names(ladder: &Ladder) -> impl Iterator<Item = String> + '_ {
         .chain([AUDIO_TRACK.to_owned()])
 }
 
+/// Which of a channel's inputs a run plays. Failover goes down the list, primary →
+/// backup → slate; a probe of the primary brings it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Primary,
+    Backup,
+    Slate,
+}
+
+impl Role {
+    /// The input to fail over to from this one, if any is left.
+    fn next(self, failover: &Failover) -> Option<Role> {
+        match self {
+            Role::Primary if failover.backup.is_some() => Some(Role::Backup),
+            Role::Primary | Role::Backup => Some(Role::Slate),
+            Role::Slate => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Backup => "backup",
+            Role::Slate => "slate",
+        }
+    }
+
+    /// The state the run's first segment takes the channel to.
+    fn on_air(self) -> ChannelState {
+        match self {
+            Role::Primary => ChannelState::Live,
+            Role::Backup => ChannelState::Failover,
+            Role::Slate => ChannelState::Slate,
+        }
+    }
+}
+
+/// How long a failed primary must deliver without a stall before the channel goes
+/// back to it. It starts at twice the stall timeout and doubles (up to
+/// [`MAX_BACKOFF`]) each time the primary fails again within [`HEALTHY_RUN`] of a
+/// return, so a primary that comes and goes cannot make the channel flap.
+#[derive(Debug, Default)]
+struct Hold {
+    /// Doublings since the primary last ran healthily.
+    flaps: u32,
+    /// When the channel last went back to its primary.
+    returned_at: Option<Instant>,
+}
+
+impl Hold {
+    fn duration(&self, failover: &Failover) -> Duration {
+        let base = failover.stall_timeout * 2;
+        (base * 2u32.saturating_pow(self.flaps)).min(MAX_BACKOFF.max(base))
+    }
+
+    /// The primary failed after running since `started`.
+    fn primary_failed(&mut self, started: Instant) {
+        match self.returned_at.take() {
+            Some(at) if at.elapsed() < HEALTHY_RUN => self.flaps = self.flaps.saturating_add(1),
+            _ if started.elapsed() >= HEALTHY_RUN => self.flaps = 0,
+            _ => {}
+        }
+    }
+
+    fn returned(&mut self) {
+        self.returned_at = Some(Instant::now());
+    }
+}
+
 /// What ended a pipeline run that did not fail.
 enum Ended {
     /// The channel was stopped.
     Stop,
+    /// The channel plays its backup or slate, and its primary delivers again.
+    PrimaryBack,
     /// The channel is to run this new setup.
     Restart(Arc<Setup>),
 }
@@ -300,11 +383,36 @@ async fn run_channel(
         status.clone(),
     )));
     let mut backoff = MIN_BACKOFF;
+    let mut input = Role::Primary;
+    let mut hold = Hold::default();
     loop {
         let started = Instant::now();
-        let next = match run_pipeline(&setup, packager.clone(), &service_name, &mut desired).await {
+        let run = run_pipeline(
+            &setup,
+            input,
+            &hold,
+            packager.clone(),
+            &service_name,
+            &mut desired,
+        )
+        .await;
+        let next = match run {
             Ok(ended) => ended,
             Err(err) => {
+                let failover = setup.channel.failover.as_ref();
+                if let Some(next) = failover.and_then(|f| input.next(f)) {
+                    // Straight on to the next input, without a backoff: the playlists
+                    // should stall no longer than it takes to notice.
+                    warn!(channel = %id, %err, from = input.as_str(), to = next.as_str(), "Channel input failed; failing over.");
+                    status.run_failed(err.to_string());
+                    status.count_failover();
+                    if input == Role::Primary {
+                        hold.primary_failed(started);
+                    }
+                    input = next;
+                    packager.lock().unwrap_or_else(|e| e.into_inner()).restart();
+                    continue;
+                }
                 error!(channel = %id, %err, "Channel pipeline failed.");
                 status.run_failed(err.to_string());
                 if started.elapsed() >= HEALTHY_RUN {
@@ -327,6 +435,8 @@ async fn run_channel(
                         if let Desired::Run(current) = &*desired.borrow() {
                             setup = current.clone();
                         }
+                        // With failover, the slate failed too: start over from the top.
+                        input = Role::Primary;
                         status.count_restart();
                         packager.lock().unwrap_or_else(|e| e.into_inner()).restart();
                         continue;
@@ -336,9 +446,17 @@ async fn run_channel(
         };
         match next {
             Ended::Stop => break,
+            Ended::PrimaryBack => {
+                info!(channel = %id, from = input.as_str(), "The primary source delivers again; switching back to it.");
+                input = Role::Primary;
+                hold.returned();
+                packager.lock().unwrap_or_else(|e| e.into_inner()).restart();
+            }
             Ended::Restart(new) => {
                 setup = new;
                 backoff = MIN_BACKOFF;
+                input = Role::Primary;
+                hold = Hold::default();
                 let ladder = setup.catalog.ladder(&setup.channel);
                 packager
                     .lock()
@@ -361,6 +479,8 @@ enum RunError {
     EndOfStream,
     #[error("the pipeline has no bus")]
     NoBus,
+    #[error("the input delivered no video for {0:?}")]
+    Stalled(Duration),
 }
 
 /// Sets the pipeline to NULL however `run_pipeline` returns.
@@ -376,6 +496,8 @@ impl Drop for StopOnDrop {
 /// given a new setup (`Ok`).
 async fn run_pipeline(
     setup: &Setup,
+    role: Role,
+    hold: &Hold,
     packager: Arc<Mutex<Packager>>,
     service_name: &Arc<ServiceName>,
     desired: &mut watch::Receiver<Desired>,
@@ -392,11 +514,33 @@ async fn run_pipeline(
         .unwrap_or_else(|e| e.into_inner())
         .status()
         .clone();
-    status.run_starting(
-        &channel.source.uri,
-        setup.catalog.ladder(channel).segment_duration,
-    );
-    let built = ChannelPipeline::build(&setup.catalog, channel, packager, service_name.clone())?;
+    let failover = channel.failover.as_ref();
+    let (input, label) = match (role, failover) {
+        (
+            Role::Backup,
+            Some(Failover {
+                backup: Some(backup),
+                ..
+            }),
+        ) => (Input::Source(backup), backup.uri.clone()),
+        (Role::Slate, Some(failover)) => (
+            Input::Slate(failover.slate_image.as_deref()),
+            match &failover.slate_image {
+                Some(image) => format!("slate:{}", image.display()),
+                None => "slate".to_owned(),
+            },
+        ),
+        _ => (Input::Source(&channel.source), channel.source.uri.clone()),
+    };
+    let ladder = setup.catalog.ladder(channel);
+    status.run_starting_as(&label, ladder.segment_duration, role.on_air());
+    let built = ChannelPipeline::build(
+        &setup.catalog,
+        channel,
+        input,
+        packager,
+        service_name.clone(),
+    )?;
     let bus = built.pipeline.bus().ok_or(RunError::NoBus)?;
     let mut messages = bus.stream();
     let pipeline = StopOnDrop(built.pipeline.clone());
@@ -413,10 +557,31 @@ async fn run_pipeline(
         .0
         .set_state(first_state)
         .map_err(PipelineError::from)?;
-    info!(channel = %channel.id, source = %channel.source.uri, "Channel started.");
+    info!(channel = %channel.id, source = %label, input = role.as_str(), "Channel started.");
     let mut warnings = WarningLog::default();
+    // Only a channel with failover has a watchdog: without one a stalled source is
+    // waited for, as it always was.
+    let mut tick = tokio::time::interval(WATCHDOG_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut probe = match (role, failover) {
+        (Role::Backup | Role::Slate, Some(failover)) => Some(PrimaryProbe::new(
+            hold.duration(failover),
+            failover.stall_timeout,
+        )),
+        _ => None,
+    };
     loop {
         tokio::select! {
+            _ = tick.tick(), if failover.is_some() => {
+                if let Some(failover) = failover {
+                    check_stall(&built.watchdog, failover.stall_timeout)?;
+                }
+                if let Some(probe) = probe.as_mut() {
+                    if probe.primary_back(setup) {
+                        return Ok(Ended::PrimaryBack);
+                    }
+                }
+            }
             message = messages.next() => {
                 let Some(message) = message else { return Err(RunError::NoBus) };
                 use gst::MessageView;
@@ -461,6 +626,105 @@ async fn run_pipeline(
                 });
             }
         }
+    }
+}
+
+/// `Err` once the run's input has delivered no video for `stall_timeout` (a little
+/// longer before its first picture).
+fn check_stall(watchdog: &Watchdog, stall_timeout: Duration) -> Result<(), RunError> {
+    let limit = if watchdog.fed() {
+        stall_timeout
+    } else {
+        stall_timeout + STARTUP_GRACE
+    };
+    let quiet = watchdog.quiet_for(Instant::now());
+    if quiet >= limit {
+        return Err(RunError::Stalled(quiet));
+    }
+    Ok(())
+}
+
+/// Watches a failed primary source while the channel plays its backup or slate: a
+/// pipeline that only decodes it, started again a while after it fails. The primary
+/// is back once it has delivered for the hold time with no gap of `stall_timeout`.
+struct PrimaryProbe {
+    hold: Duration,
+    stall_timeout: Duration,
+    running: Option<(StopOnDrop, Watchdog)>,
+    /// When the next probe pipeline may start.
+    retry_at: Instant,
+    /// Since when the primary has delivered without a stall.
+    delivering_since: Option<Instant>,
+}
+
+impl PrimaryProbe {
+    fn new(hold: Duration, stall_timeout: Duration) -> Self {
+        Self {
+            hold,
+            stall_timeout,
+            running: None,
+            // The primary just failed: give it a stall timeout before looking again.
+            retry_at: Instant::now() + stall_timeout,
+            delivering_since: None,
+        }
+    }
+
+    /// Advances the probe; `true` once the primary is back.
+    fn primary_back(&mut self, setup: &Setup) -> bool {
+        let now = Instant::now();
+        let channel = &setup.channel;
+        let Some((pipeline, watchdog)) = &self.running else {
+            if now >= self.retry_at {
+                self.start(setup);
+            }
+            return false;
+        };
+        let failed = pipeline
+            .0
+            .bus()
+            .and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]));
+        if let Some(message) = failed {
+            let reason = match message.view() {
+                gst::MessageView::Error(err) => err.error().to_string(),
+                _ => "the source ended".to_owned(),
+            };
+            info!(channel = %channel.id, %reason, "The primary source is still failing.");
+            self.stop(now);
+            return false;
+        }
+        if watchdog.fed() && watchdog.quiet_for(now) < self.stall_timeout {
+            let since = *self.delivering_since.get_or_insert(now);
+            return now.duration_since(since) >= self.hold;
+        }
+        self.delivering_since = None;
+        false
+    }
+
+    fn start(&mut self, setup: &Setup) {
+        let channel = &setup.channel;
+        let ladder = setup.catalog.ladder(channel);
+        let probe = match ProbePipeline::build(channel, &channel.source, ladder) {
+            Ok(probe) => probe,
+            Err(err) => {
+                warn!(channel = %channel.id, %err, "Could not build the primary source's probe.");
+                self.retry_at = Instant::now() + self.hold;
+                return;
+            }
+        };
+        let pipeline = StopOnDrop(probe.pipeline);
+        if let Err(err) = pipeline.0.set_state(gst::State::Playing) {
+            warn!(channel = %channel.id, %err, "Could not start the primary source's probe.");
+            self.retry_at = Instant::now() + self.hold;
+            return;
+        }
+        self.running = Some((pipeline, probe.watchdog));
+    }
+
+    /// Ends a failed probe; another starts after the hold time.
+    fn stop(&mut self, now: Instant) {
+        self.running = None;
+        self.delivering_since = None;
+        self.retry_at = now + self.hold;
     }
 }
 

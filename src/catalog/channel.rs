@@ -24,6 +24,28 @@ pub struct Channel {
     pub multicast: Option<Multicast>,
     /// Where the channel's programme guide comes from, if it has one.
     pub epg: Option<Epg>,
+    /// What the channel plays when its source stops delivering; `None` (no `backup:`,
+    /// `slate:` or `stall_timeout:` in the catalog) keeps a stalled source's channel
+    /// waiting for it, as before failover existed.
+    pub failover: Option<Failover>,
+}
+
+/// A channel's failover: primary source → backup source → slate, and back to the
+/// primary once it delivers again (see the supervisor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failover {
+    /// The second input, tried when the primary fails or stalls.
+    pub backup: Option<Source>,
+    /// The picture the slate shows (any image GStreamer decodes); `None` for the
+    /// generated "Off air" card. The file need not exist when the catalog is checked.
+    pub slate_image: Option<PathBuf>,
+    /// An input that delivers no video for this long has stalled.
+    pub stall_timeout: std::time::Duration,
+}
+
+impl Failover {
+    /// `stall_timeout` when the catalog leaves it out.
+    pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 }
 
 /// Where a channel's input comes from. Only a validated catalog makes one, so
@@ -113,6 +135,15 @@ impl Source {
             target,
         })
     }
+}
+
+/// Resolves a slate image path against `base`, the catalog file's directory.
+pub(super) fn resolve_slate_image(path: &str, base: &Path) -> Result<PathBuf, String> {
+    if path.is_empty() {
+        return Err("slate image path is empty".to_owned());
+    }
+    std::path::absolute(base.join(path))
+        .map_err(|error| format!("cannot resolve slate image path `{path}`: {error}"))
 }
 
 /// The part after `file://` is a plain path, not percent-encoded, so that

@@ -8,7 +8,7 @@
 //! left, [`LIVE_FIELDS`], is only listed, never built into a pipeline, and changes
 //! while the channel runs.
 
-use super::{Catalog, Channel, EncoderProfile, Ladder, Multicast, Outputs, Source};
+use super::{Catalog, Channel, EncoderProfile, Failover, Ladder, Multicast, Outputs, Source};
 
 /// The channel fields a reload changes without restarting the channel: they are read
 /// by the listings (`/playlist.m3u`, `/epg.xml`) on every request, and the name also by
@@ -78,6 +78,7 @@ struct Build<'a> {
     source: &'a Source,
     outputs: &'a Outputs,
     multicast: Option<&'a Multicast>,
+    failover: Option<&'a Failover>,
     ladder: Option<&'a Ladder>,
     encoder: Option<&'a EncoderProfile>,
 }
@@ -100,12 +101,14 @@ impl<'a> Build<'a> {
             ladder,
             outputs,
             multicast,
+            failover,
         } = channel;
         let ladder = catalog.ladders.get(ladder);
         Build {
             source,
             outputs,
             multicast: multicast.as_ref(),
+            failover: failover.as_ref(),
             ladder,
             encoder: ladder.and_then(|l| catalog.encoders.get(&l.encoder)),
         }
@@ -243,6 +246,25 @@ channels:
         // and the ladder's name is nowhere in its output.
         assert!(diff.restarted.is_empty(), "{diff:?}");
         assert_eq!(diff.updated, ids(&["c"]));
+    }
+
+    #[test]
+    fn failover_fields_restart_their_channel() {
+        for block in [
+            "backup: { uri: \"test://?pattern=ball\" }",
+            "slate: { image: off-air.png }",
+            "slate: {}",
+            "stall_timeout: 2",
+        ] {
+            let diff = diff(|text| {
+                text.replace(
+                    "ladder: small }\n  - { id: b",
+                    &format!("ladder: small, {block} }}\n  - {{ id: b"),
+                )
+            });
+            assert_eq!(diff.restarted, ids(&["a"]), "{block}");
+            assert!(diff.updated.is_empty(), "{block}");
+        }
     }
 
     #[test]

@@ -53,6 +53,22 @@ pub(super) struct ChannelSpec {
     pub multicast: Option<MulticastSpec>,
     #[serde(default)]
     pub epg: Option<EpgSpec>,
+    /// Same shape as `source`.
+    #[serde(default)]
+    pub backup: Option<SourceSpec>,
+    #[serde(default)]
+    pub slate: Option<SlateSpec>,
+    /// Seconds.
+    #[serde(default)]
+    pub stall_timeout: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SlateSpec {
+    /// A path, relative to the catalog file; absent for the generated card.
+    #[serde(default)]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -42,7 +42,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use asset::{poster_extension, Subtitle, VodAsset, POSTER_EXTENSIONS};
-pub use channel::{Channel, Outputs, Source, SourceScheme};
+pub use channel::{Channel, Failover, Outputs, Source, SourceScheme};
 pub use diff::{CatalogDiff, LIVE_FIELDS};
 pub use encoder::{BitrateUnit, EncoderProfile};
 pub use epg::{guide, DailyProgramme, EpgFailure, Guide, Schedule};

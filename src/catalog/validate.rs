@@ -10,11 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::asset::{self, AssetSpec};
+use super::channel;
 use super::document::{ChannelSpec, Document, LadderSpec};
 use super::epg::Schedule;
 use super::iptv::{self, Finding, MulticastDraft};
 use super::position::{DuplicateKey, NodePath, Position, Positions};
-use super::{Catalog, Channel, EncoderProfile, Epg, Ladder, Problem, Source, Subtitle, VodAsset};
+use super::{
+    Catalog, Channel, EncoderProfile, Epg, Failover, Ladder, Problem, Source, Subtitle, VodAsset,
+};
 use crate::iptv::xmltv;
 
 /// Channel ids and rendition names are URL path segments: lowercase so URLs
@@ -579,7 +582,9 @@ fn check_channel(
     }
     let source = Source::resolve(&spec.source.uri, spec.source.options.clone(), base)
         .map_err(|message| check.at(&at.key("source").key("uri"), message))
-        .ok()?;
+        .ok();
+    let failover = check_failover(check, at, spec, base, source.as_ref());
+    let source = source?;
     (check.problems.len() == before).then(|| Channel {
         id: spec.id.clone(),
         number: spec.number,
@@ -592,6 +597,53 @@ fn check_channel(
         // Filled in by `assemble`, which checks them.
         multicast: None,
         epg: None,
+        failover,
+    })
+}
+
+/// A channel's `backup:`, `slate:` and `stall_timeout:`; any one of them turns
+/// failover on. Problems are pushed; what is wrong is left out.
+fn check_failover(
+    check: &mut FileCheck,
+    at: &NodePath,
+    spec: &ChannelSpec,
+    base: &Path,
+    primary: Option<&Source>,
+) -> Option<Failover> {
+    if spec.backup.is_none() && spec.slate.is_none() && spec.stall_timeout.is_none() {
+        return None;
+    }
+    let backup = spec.backup.as_ref().and_then(|backup| {
+        let uri = at.key("backup").key("uri");
+        let source = Source::resolve(&backup.uri, backup.options.clone(), base)
+            .map_err(|message| check.at(&uri, message))
+            .ok()?;
+        if primary.is_some_and(|p| p.uri == source.uri) {
+            check.at(
+                &uri,
+                "backup must be another source than `source`".to_owned(),
+            );
+            return None;
+        }
+        Some(source)
+    });
+    let slate_image = spec
+        .slate
+        .as_ref()
+        .and_then(|slate| slate.image.as_deref())
+        .and_then(|image| {
+            channel::resolve_slate_image(image, base)
+                .map_err(|message| check.at(&at.key("slate").key("image"), message))
+                .ok()
+        });
+    let stall_timeout = match spec.stall_timeout {
+        Some(seconds) => duration(check, at, "stall_timeout", seconds)?,
+        None => Failover::DEFAULT_STALL_TIMEOUT,
+    };
+    Some(Failover {
+        backup,
+        slate_image,
+        stall_timeout,
     })
 }
 
@@ -1011,7 +1063,7 @@ ladders:
         );
         assert_eq!(
             problems(&[("c.yaml", &text), ("l.yaml", LADDERS), ("e.yaml", ENCODERS)]),
-            ["c.yaml:8:5: channels[0]: unknown field `colour`, expected one of `id`, `number`, `name`, `group`, `logo`, `source`, `ladder`, `outputs`, `multicast`, `epg`"]
+            ["c.yaml:8:5: channels[0]: unknown field `colour`, expected one of `id`, `number`, `name`, `group`, `logo`, `source`, `ladder`, `outputs`, `multicast`, `epg`, `backup`, `slate`, `stall_timeout`"]
         );
     }
 
@@ -1107,6 +1159,59 @@ ladders:
             [
                 "c.yaml:6:20: unsupported source scheme `ftp` (supported: test, file, udp, rtp, srt, rtmp, rtsp, http, https)",
                 "c.yaml:12:20: file:// source has an empty path",
+            ]
+        );
+    }
+
+    #[test]
+    fn failover_fields_are_resolved_and_default() {
+        let text = "channels:\n".to_owned()
+            + &channel("plain", 1, "test://")
+            + &channel("news", 2, "udp://127.0.0.1:5000")
+            + "    backup: { uri: \"udp://127.0.0.1:5002\", options: { buffer-size: 65536 } }\n    slate: { image: slates/off-air.png }\n    stall_timeout: 1.5\n"
+            + &channel("film", 3, "test://")
+            + "    slate: {}\n";
+        let catalog = load(&[
+            ("/srv/c.yaml", &text),
+            ("l.yaml", LADDERS),
+            ("e.yaml", ENCODERS),
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(catalog.channels[0].failover, None);
+        let news = catalog.channels[1].failover.as_ref().expect("failover");
+        let backup = news.backup.as_ref().expect("a backup");
+        assert_eq!(backup.uri, "udp://127.0.0.1:5002");
+        assert_eq!(backup.options["buffer-size"], "65536");
+        assert_eq!(
+            news.slate_image.as_deref(),
+            Some(Path::new("/srv/slates/off-air.png"))
+        );
+        assert_eq!(news.stall_timeout, Duration::from_millis(1500));
+        let film = catalog.channels[2].failover.as_ref().expect("failover");
+        assert_eq!(
+            film,
+            &Failover {
+                backup: None,
+                slate_image: None,
+                stall_timeout: Failover::DEFAULT_STALL_TIMEOUT,
+            }
+        );
+    }
+
+    #[test]
+    fn bad_failover_fields_are_placed_at_the_field() {
+        let text = "channels:\n".to_owned()
+            + &channel("news", 1, "udp://127.0.0.1:5000")
+            + "    backup: { uri: \"ftp://x/a.ts\" }\n    slate: { image: \"\" }\n    stall_timeout: 0\n"
+            + &channel("film", 2, "test://")
+            + "    backup: { uri: \"test://\" }\n";
+        assert_eq!(
+            problems(&[("c.yaml", &text), ("l.yaml", LADDERS), ("e.yaml", ENCODERS)]),
+            [
+                "c.yaml:8:20: unsupported source scheme `ftp` (supported: test, file, udp, rtp, srt, rtmp, rtsp, http, https)",
+                "c.yaml:9:21: slate image path is empty",
+                "c.yaml:10:20: stall_timeout must be at least 1 millisecond, not 0",
+                "c.yaml:17:20: backup must be another source than `source`",
             ]
         );
     }

@@ -259,7 +259,7 @@ pub(crate) fn render(scrape: &Scrape<'_>) -> String {
         &mut out,
         "headend_channel_failovers_total",
         Kind::Counter,
-        "Switches to a backup input (failover is not built yet: always 0).",
+        "Switches from an input to the next one: primary to backup, or to the slate.",
         &|c| Some(c.failovers as f64),
     );
     per_channel(
@@ -495,7 +495,7 @@ headend_channel_state{{channel=\"news\",state=\"stopped\"}} 0
 # HELP headend_channel_restarts_total Pipeline restarts after a failure.
 # TYPE headend_channel_restarts_total counter
 headend_channel_restarts_total{{channel=\"news\"}} 2
-# HELP headend_channel_failovers_total Switches to a backup input (failover is not built yet: always 0).
+# HELP headend_channel_failovers_total Switches from an input to the next one: primary to backup, or to the slate.
 # TYPE headend_channel_failovers_total counter
 headend_channel_failovers_total{{channel=\"news\"}} 0
 # HELP headend_channel_uptime_seconds Seconds since the channel's current pipeline run went live (only while live).

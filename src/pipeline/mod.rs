@@ -13,17 +13,20 @@ mod ts_output;
 
 pub use ts_output::{MulticastFeed, ServiceName, TsSettings};
 
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use gst::prelude::*;
 use tracing::{debug, error};
 
 use crate::catalog::{
-    BitrateUnit, Catalog, Channel, EncoderProfile, Ladder, MulticastProtocol, Rendition,
+    BitrateUnit, Catalog, Channel, EncoderProfile, Ladder, MulticastProtocol, Rendition, Source,
 };
 use crate::packager::{codecs, Fragment, Packager, TrackId, TrackMedia};
+use crate::status::ChannelStatus;
 use crate::store::AUDIO_TRACK;
 pub use schedule::{Schedule, Timeline};
 pub use source::SOURCE_READY;
@@ -55,12 +58,106 @@ pub fn init() -> Result<(), PipelineError> {
     Ok(())
 }
 
+/// What one pipeline run of a channel takes its pictures and sound from.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// The channel's source or its backup.
+    Source(&'a Source),
+    /// The slate: this still image, or the generated "Off air" card.
+    Slate(Option<&'a Path>),
+}
+
+/// When the decoded video last moved, written from the streaming thread and read by
+/// the supervisor to notice a source that stopped delivering.
+#[derive(Debug, Clone)]
+pub struct Watchdog {
+    origin: Instant,
+    /// Milliseconds from `origin` to the last video buffer; `NEVER` before the first.
+    last: Arc<AtomicU64>,
+}
+
+impl Watchdog {
+    const NEVER: u64 = u64::MAX;
+
+    fn new() -> Watchdog {
+        Watchdog {
+            origin: Instant::now(),
+            last: Arc::new(AtomicU64::new(Self::NEVER)),
+        }
+    }
+
+    /// Feeds the watchdog with every buffer through `pad`.
+    fn watch(&self, pad: &gst::Pad) {
+        let watchdog = self.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let millis = watchdog.origin.elapsed().as_millis();
+            watchdog.last.store(
+                u64::try_from(millis).unwrap_or(Self::NEVER - 1),
+                Ordering::Relaxed,
+            );
+            gst::PadProbeReturn::Ok
+        });
+    }
+
+    /// Whether any video has come through.
+    pub fn fed(&self) -> bool {
+        self.last.load(Ordering::Relaxed) != Self::NEVER
+    }
+
+    /// How long no video has come through at `now`: since the last buffer, or since
+    /// the pipeline was built if none came yet.
+    pub fn quiet_for(&self, now: Instant) -> Duration {
+        let last = match self.last.load(Ordering::Relaxed) {
+            Self::NEVER => self.origin,
+            millis => self.origin + Duration::from_millis(millis),
+        };
+        now.saturating_duration_since(last)
+    }
+}
+
 /// A built, not yet started, channel pipeline.
 pub struct ChannelPipeline {
     pub pipeline: gst::Pipeline,
     /// For a file source: the decoded video input, where the looping seeks are sent
     /// upstream so the demuxer gets exactly one of each.
     pub loop_pad: Option<gst::Pad>,
+    /// Fed by the decoded video of the input.
+    pub watchdog: Watchdog,
+}
+
+/// A pipeline that only decodes a source into fakesinks, to learn whether it
+/// delivers (the supervisor watches a failed primary with one while the channel
+/// plays its backup or slate). Nothing it reads reaches the channel's numbers.
+pub struct ProbePipeline {
+    pub pipeline: gst::Pipeline,
+    pub watchdog: Watchdog,
+}
+
+impl ProbePipeline {
+    pub fn build(
+        channel: &Channel,
+        source: &Source,
+        ladder: &Ladder,
+    ) -> Result<Self, PipelineError> {
+        let pipeline = gst::Pipeline::with_name(&format!("{}-probe", channel.id));
+        pipeline.use_clock(Some(&gst::SystemClock::obtain()));
+        let status = ChannelStatus::detached(&channel.id);
+        let outputs = source::build(&pipeline, channel, Input::Source(source), ladder, &status)?;
+        for output in [&outputs.video, &outputs.audio] {
+            let sink = make("fakesink")?;
+            sink.set_property("sync", false);
+            sink.set_property("async", false);
+            pipeline.add(&sink)?;
+            output.link(&sink)?;
+        }
+        let watchdog = Watchdog::new();
+        let pad = outputs
+            .video
+            .static_pad("src")
+            .ok_or_else(|| PipelineError::Config("video output has no src pad".into()))?;
+        watchdog.watch(&pad);
+        Ok(Self { pipeline, watchdog })
+    }
 }
 
 impl ChannelPipeline {
@@ -69,6 +166,7 @@ impl ChannelPipeline {
     pub fn build(
         catalog: &Catalog,
         channel: &Channel,
+        input: Input<'_>,
         packager: Arc<Mutex<Packager>>,
         service_name: Arc<ServiceName>,
     ) -> Result<Self, PipelineError> {
@@ -82,7 +180,7 @@ impl ChannelPipeline {
             .unwrap_or_else(|e| e.into_inner())
             .status()
             .clone();
-        let source = source::build(&pipeline, channel, ladder, &status)?;
+        let source = source::build(&pipeline, channel, input, ladder, &status)?;
         let schedule = Schedule::new(Timeline::WallClock, ladder.gop, ladder.segment_duration);
         let output: Arc<dyn TrackOutput> = Arc::new(LiveOutput(packager.clone()));
 
@@ -94,6 +192,8 @@ impl ChannelPipeline {
             .static_pad("src")
             .ok_or_else(|| PipelineError::Config("video output has no src pad".into()))?;
         schedule.attach(&video_src);
+        let watchdog = Watchdog::new();
+        watchdog.watch(&video_src);
 
         let ts = ts_settings(channel, ladder);
         let mut ts_video = None;
@@ -145,6 +245,7 @@ impl ChannelPipeline {
         Ok(Self {
             pipeline,
             loop_pad: source.loop_pad,
+            watchdog,
         })
     }
 }

@@ -15,8 +15,10 @@ use std::sync::Arc;
 use gst::prelude::*;
 use tracing::{debug, warn};
 
-use super::{make, PipelineError};
-use crate::catalog::{Channel, Ladder, SourceScheme};
+use super::{make, Input, PipelineError};
+use std::path::Path;
+
+use crate::catalog::{Channel, Ladder, Source, SourceScheme};
 use crate::status::ChannelStatus;
 
 /// Application message a file source posts once its decoded pads are linked.
@@ -30,10 +32,12 @@ pub struct SourceOutputs {
     pub loop_pad: Option<gst::Pad>,
 }
 
-/// Builds the source of `channel`; the bytes it takes in are counted in `status`.
+/// Builds `input`, one of `channel`'s inputs; the bytes it takes in are counted in
+/// `status`.
 pub fn build(
     pipeline: &gst::Pipeline,
     channel: &Channel,
+    input: Input<'_>,
     ladder: &Ladder,
     status: &Arc<ChannelStatus>,
 ) -> Result<SourceOutputs, PipelineError> {
@@ -59,7 +63,20 @@ pub fn build(
         &audio_out,
     ])?;
 
-    let scheme = channel.source.scheme();
+    let source = match input {
+        Input::Source(source) => source,
+        Input::Slate(image) => {
+            gst::Element::link_many([&video_convert, &video_out])?;
+            gst::Element::link_many([&audio_convert, &audio_resample, &audio_out])?;
+            build_slate(pipeline, ladder, image, &video_convert, &audio_convert)?;
+            return Ok(SourceOutputs {
+                video: video_out,
+                audio: audio_out,
+                loop_pad: None,
+            });
+        }
+    };
+    let scheme = source.scheme();
     let loop_pad = matches!(scheme, SourceScheme::File)
         .then(|| video_convert.static_pad("sink"))
         .flatten();
@@ -88,6 +105,7 @@ pub fn build(
             build_test(
                 pipeline,
                 channel,
+                source,
                 ladder,
                 &video_convert,
                 &audio_convert,
@@ -96,9 +114,9 @@ pub fn build(
         }
         SourceScheme::Rtp => {
             let udpsrc = make("udpsrc")?;
-            let url = channel.source.url().ok_or_else(|| {
-                PipelineError::Config(format!("unparsable URI {}", channel.source.uri))
-            })?;
+            let url = source
+                .url()
+                .ok_or_else(|| PipelineError::Config(format!("unparsable URI {}", source.uri)))?;
             // udpsrc takes udp:// URIs; the RTP framing is in the caps.
             let mut udp = url.clone();
             let _ = udp.set_scheme("udp");
@@ -112,7 +130,7 @@ pub fn build(
                     .field("encoding-name", "MP2T")
                     .build(),
             );
-            apply_options(&udpsrc, channel);
+            apply_options(&udpsrc, &channel.id, source);
             meter_source(&udpsrc, status);
             let jitter = make("rtpjitterbuffer")?;
             let depay = make("rtpmp2tdepay")?;
@@ -122,9 +140,9 @@ pub fn build(
             link_decoded_pads(&decode, &video_convert, &audio_convert);
         }
         SourceScheme::File => {
-            let path = channel.source.file_path().ok_or_else(|| {
-                PipelineError::Config(format!("no file path in {}", channel.source.uri))
-            })?;
+            let path = source
+                .file_path()
+                .ok_or_else(|| PipelineError::Config(format!("no file path in {}", source.uri)))?;
             if !path.is_file() {
                 return Err(PipelineError::Source(format!(
                     "{} is not a readable file",
@@ -159,12 +177,12 @@ pub fn build(
         | SourceScheme::Rtsp
         | SourceScheme::Hls => {
             let decode = make("uridecodebin")?;
-            decode.set_property("uri", channel.source.uri.as_str());
-            let source = channel.clone();
+            decode.set_property("uri", source.uri.as_str());
+            let (id, options) = (channel.id.clone(), source.clone());
             let meter = status.clone();
             decode.connect("source-setup", false, move |args| {
                 if let Some(Ok(element)) = args.get(1).map(|v| v.get::<gst::Element>()) {
-                    apply_options(&element, &source);
+                    apply_options(&element, &id, &options);
                     meter_source(&element, &meter);
                 }
                 None
@@ -199,6 +217,7 @@ pub fn build(
 fn build_test(
     pipeline: &gst::Pipeline,
     channel: &Channel,
+    source: &Source,
     ladder: &Ladder,
     video_in: &gst::Element,
     audio_in: &gst::Element,
@@ -208,8 +227,7 @@ fn build_test(
         .renditions
         .first()
         .ok_or_else(|| PipelineError::Config("the ladder has no renditions".into()))?;
-    let query: std::collections::BTreeMap<String, String> = channel
-        .source
+    let query: std::collections::BTreeMap<String, String> = source
         .url()
         .map(|u| u.query_pairs().into_owned().collect())
         .unwrap_or_default();
@@ -270,6 +288,95 @@ fn build_test(
     pipeline.add_many([&videotestsrc, &caps, &clock, &audiotestsrc, &audio_caps])?;
     gst::Element::link_many([&videotestsrc, &caps, &clock, video_in])?;
     gst::Element::link_many([&audiotestsrc, &audio_caps, audio_in])?;
+    Ok(())
+}
+
+/// The text the generated slate shows.
+const SLATE_TEXT: &str = "Off air";
+
+/// The slate: an operator's still image (`slate: { image: }`), or a black card with
+/// "Off air" on it, with silence. Generated on the pipeline's clock, so it never
+/// stalls; it has no input bytes to count.
+fn build_slate(
+    pipeline: &gst::Pipeline,
+    ladder: &Ladder,
+    image: Option<&Path>,
+    video_in: &gst::Element,
+    audio_in: &gst::Element,
+) -> Result<(), PipelineError> {
+    let top = ladder
+        .renditions
+        .first()
+        .ok_or_else(|| PipelineError::Config("the ladder has no renditions".into()))?;
+    let frame_rate = gst::Fraction::new(top.max_framerate as i32, 1);
+    match image {
+        Some(path) => {
+            if !path.is_file() {
+                return Err(PipelineError::Source(format!(
+                    "slate image {} is not a readable file",
+                    path.display()
+                )));
+            }
+            let file = make("filesrc")?;
+            file.set_property("location", path);
+            let decode = make("decodebin")?;
+            let convert = make("videoconvert")?;
+            let scale = make("videoscale")?;
+            // imagefreeze repeats the one decoded picture; live, it stamps each copy
+            // with the clock's running time like the generated sources.
+            let freeze = make("imagefreeze")?;
+            freeze.set_property("is-live", true);
+            let caps = make_capsfilter(
+                &gst::Caps::builder("video/x-raw")
+                    .field("width", top.width as i32)
+                    .field("height", top.height as i32)
+                    .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                    .field("framerate", frame_rate)
+                    .build(),
+            )?;
+            pipeline.add_many([&file, &decode, &convert, &scale, &freeze, &caps])?;
+            file.link(&decode)?;
+            gst::Element::link_many([&convert, &scale, &freeze, &caps, video_in])?;
+            let convert_sink = convert.static_pad("sink");
+            decode.connect_pad_added(move |_, pad| {
+                let Some(sink) = convert_sink.as_ref().filter(|s| !s.is_linked()) else {
+                    return;
+                };
+                if let Err(err) = pad.link(sink) {
+                    warn!(pad = %pad.name(), ?err, "Could not link the slate image.");
+                }
+            });
+        }
+        None => {
+            let card = make("videotestsrc")?;
+            card.set_property("is-live", true);
+            set_from_str(&card, "pattern", "black");
+            let caps = make_capsfilter(
+                &gst::Caps::builder("video/x-raw")
+                    .field("width", top.width as i32)
+                    .field("height", top.height as i32)
+                    .field("framerate", frame_rate)
+                    .build(),
+            )?;
+            let text = make("textoverlay")?;
+            text.set_property("text", SLATE_TEXT);
+            set_from_str(&text, "halignment", "center");
+            set_from_str(&text, "valignment", "center");
+            text.set_property("font-desc", "Sans Bold 36");
+            pipeline.add_many([&card, &caps, &text])?;
+            gst::Element::link_many([&card, &caps, &text, video_in])?;
+        }
+    }
+    let silence = make("audiotestsrc")?;
+    silence.set_property("is-live", true);
+    set_from_str(&silence, "wave", "silence");
+    let audio_caps = make_capsfilter(
+        &gst::Caps::builder("audio/x-raw")
+            .field("rate", ladder.audio.sample_rate as i32)
+            .build(),
+    )?;
+    pipeline.add_many([&silence, &audio_caps])?;
+    gst::Element::link_many([&silence, &audio_caps, audio_in])?;
     Ok(())
 }
 
@@ -336,8 +443,8 @@ pub(super) fn link_decoded_pads(
 
 /// Source options are GStreamer properties of the source element (`multicast-iface`,
 /// `latency`, `mode`, ...). Unknown names are logged and skipped, never fatal.
-fn apply_options(element: &gst::Element, channel: &Channel) {
-    for (key, value) in &channel.source.options {
+fn apply_options(element: &gst::Element, channel: &str, source: &Source) {
+    for (key, value) in &source.options {
         // `interface` is the catalog's name for the interface that joins a multicast
         // group, whatever the element calls it.
         let key = match key.as_str() {
@@ -347,7 +454,7 @@ fn apply_options(element: &gst::Element, channel: &Channel) {
         if element.find_property(key).is_some() {
             set_from_str(element, key, value);
         } else {
-            warn!(channel = %channel.id, element = %element.name(), option = %key,
+            warn!(channel, element = %element.name(), option = %key,
                 "The source element has no such property; option ignored.");
         }
     }
