@@ -6,16 +6,19 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Debian 12 packages: GStreamer 1.22 (dev headers for gstreamer-rs 0.24, the plugin
-# sets the pipelines use), ffmpeg/ffprobe (test decoders and senders), curl (HTTP/2
-# checks), iproute2 and util-linux (network namespaces for multicast tests),
-# python3-gi with the RTSP server GIR and nginx's RTMP module (the RTSP and RTMP
-# servers of tests/sources.rs).
+# Debian 12 packages: GStreamer 1.22 (dev headers for gstreamer-rs 0.24, the plugin sets
+# the pipelines use; gstreamer1.0-x has textoverlay, for the "Off air" slate),
+# ffmpeg/ffprobe (test decoders and senders), curl (HTTP/2 checks), iproute2 and
+# util-linux (network namespaces for multicast tests), python3-gi with the RTSP server
+# GIR and nginx's RTMP module (the RTSP and RTMP servers of tests/sources.rs); for `make
+# bench`, nginx (the origin's anchor), wrk (the load generator) and GNU time (a child's
+# CPU time and peak memory).
 APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
-	ffmpeg curl iproute2 util-linux \
-	python3-gi gir1.2-gst-rtsp-server-1.0 libnginx-mod-rtmp
+	gstreamer1.0-x ffmpeg curl iproute2 util-linux \
+	python3-gi gir1.2-gst-rtsp-server-1.0 libnginx-mod-rtmp \
+	nginx wrk time
 
 DEMO_CLIP := var/media/demo.mp4
 # The demo VOD asset of manifests/vod.yaml: a clip, English and French subtitles, a poster.
@@ -95,11 +98,16 @@ lint: deps ## rustfmt and clippy, warnings are errors.
 test: deps media lint ## Install what the tests need, then run every test.
 	$(CARGO) test --locked
 
-# Each bench runs itself inside a private network namespace (unshare): the demo catalog
-# sends multicast, and nothing of a benchmark may leave this machine.
-bench: deps media ## Measure live latency, channel start and per-channel cost; writes docs/benchmarks*.md.
+# Every bench that runs channels does so inside a private network namespace
+# (unshare): the demo catalog sends multicast, and nothing of a benchmark may leave this
+# machine. About 13 minutes on 2 cores; HEADEND_BENCH_QUICK=1 makes a rough run of a few
+# minutes that writes to var/bench/ instead of docs/.
+bench: deps media ## Measure latency, channel start, origin vs nginx, transcode vs ffmpeg, density; writes docs/benchmarks*.md.
 	$(CARGO) bench --locked --bench live
 	$(CARGO) bench --locked --bench iptv
+	$(CARGO) bench --locked --bench origin
+	$(CARGO) bench --locked --bench transcode
+	$(CARGO) bench --locked --bench density
 
 bench-vod: build media ## Time a VOD ingest of the 12 s demo clip on the default ladder (speed, CPU-seconds).
 	@TIMEFORMAT='wall %R s, CPU %U s user + %S s system for 12 s of media'; \

@@ -22,6 +22,9 @@
 mod headend;
 #[path = "support/netns.rs"]
 mod netns;
+#[path = "support/report.rs"]
+#[allow(dead_code, reason = "shared by every bench; each uses a part")]
+mod report;
 #[path = "support/ts.rs"]
 mod ts;
 
@@ -33,11 +36,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use headend::{cpu_model, cpu_seconds, Headend};
+use headend::{cpu_seconds, Headend};
 
 const DEMO: &str = "manifests/demo.yaml";
 const LADDERS: &str = "pipelines/ladders.yaml";
-const REPORT: &str = "docs/benchmarks-iptv.md";
+/// In `docs/`, or `var/bench/` in a quick run (`support/report.rs`).
+const REPORT: &str = "benchmarks-iptv.md";
 const CAPTURE_TOOL: &str = "tests/support/mcast_capture.py";
 
 /// Every channel's HLS and `/ts/` ready, from the start of the process.
@@ -45,21 +49,37 @@ const READY_LIMIT: Duration = Duration::from_secs(60);
 /// After ready: the first segments and the encoders' rate control settle.
 const WARM_UP: Duration = Duration::from_secs(5);
 /// Each CPU window, read in sub-windows to show how much a reading varies.
-const CPU_WINDOW: Duration = Duration::from_secs(30);
+fn cpu_span() -> Duration {
+    Duration::from_secs(if report::quick() { 6 } else { 30 })
+}
 const CPU_SUB_WINDOWS: u32 = 3;
 /// How long the pacing of every feed is recorded: longer than the 20 s demo clip, so
-/// its loop point is in it.
-const PACING_WINDOW: Duration = Duration::from_secs(25);
+/// its loop point is in it (not in a quick run).
+fn pacing_span() -> Duration {
+    Duration::from_secs(if report::quick() { 6 } else { 25 })
+}
 /// Arrivals closer than this count as one burst.
 const BURST_WINDOW: Duration = Duration::from_millis(1);
 
 /// HTTP starts per channel, each after a random pause of up to `HTTP_SPACING`: they
 /// drift over the whole GOP.
-const HTTP_TRIES: usize = 50;
+fn http_tries() -> usize {
+    if report::quick() {
+        10
+    } else {
+        50
+    }
+}
 const HTTP_SPACING: Duration = Duration::from_secs(1);
 /// Multicast joins per channel. A join ends just after a keyframe, so the pause before
 /// the next is random over a whole GOP to start it anywhere in one.
-const JOIN_TRIES: usize = 30;
+fn join_tries() -> usize {
+    if report::quick() {
+        5
+    } else {
+        30
+    }
+}
 /// One start gives up after this long.
 const TRY_LIMIT: Duration = Duration::from_secs(5);
 /// The ladder's GOP, for spacing the joins until the pacing capture has measured it.
@@ -76,8 +96,13 @@ fn main() {
         }
     };
     print!("{report}");
-    if let Err(err) = std::fs::write(REPORT, &report) {
-        eprintln!("cannot write {REPORT}: {err}");
+    let path = report::results_path(REPORT);
+    if let Err(err) = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&path, &report))
+    {
+        eprintln!("cannot write {}: {err}", path.display());
         std::process::exit(1);
     }
 }
@@ -300,7 +325,7 @@ fn wait_ready(headend: &Headend, channels: &[Channel]) -> Result<(), String> {
 
 /// CPU-seconds per second of the whole process, per sub-window.
 fn cpu_window(headend: &Headend) -> Result<Vec<f64>, String> {
-    let sub = CPU_WINDOW / CPU_SUB_WINDOWS;
+    let sub = cpu_span() / CPU_SUB_WINDOWS;
     let mut shares = Vec::new();
     for _ in 0..CPU_SUB_WINDOWS {
         let cpu = cpu_seconds(headend.pid())?;
@@ -345,7 +370,7 @@ fn channel_starts(headend: &Headend, channels: &[Channel], gop: Duration) -> Sta
                 let http = scope.spawn(move || {
                     let agent = agent();
                     let mut random = Random::new(2 * i as u64);
-                    (0..HTTP_TRIES)
+                    (0..http_tries())
                         .map(|_| {
                             std::thread::sleep(HTTP_SPACING.mul_f64(random.unit()));
                             http_start(&agent, &url)
@@ -358,7 +383,7 @@ fn channel_starts(headend: &Headend, channels: &[Channel], gop: Duration) -> Sta
                     let Some(feed) = feed else {
                         return Vec::new();
                     };
-                    (0..JOIN_TRIES)
+                    (0..join_tries())
                         .map(|_| {
                             std::thread::sleep(gop.mul_f64(random.unit()));
                             multicast_join(feed)
@@ -525,7 +550,7 @@ fn pacing(feeds: &[(&Channel, Feed)], scratch: &Path) -> Result<Vec<Pacing>, Str
             .args(["--group", &feed.group.to_string()])
             .args(["--port", &feed.port.to_string()])
             .args(["--iface-addr", "127.0.0.1"])
-            .args(["--duration", &PACING_WINDOW.as_secs_f64().to_string()])
+            .args(["--duration", &pacing_span().as_secs_f64().to_string()])
             .arg("--output")
             .arg(&file)
             .stderr(Stdio::piped())
@@ -580,20 +605,29 @@ fn read_capture(capture: &Path) -> Result<Pacing, String> {
             }
         }
     }
-    let mut gaps: Vec<Duration> = records.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    // Arrival times are the kernel's, moved onto the monotonic clock by the capture tool;
+    // that move can put two close arrivals a few microseconds out of order, which
+    // counts as no gap rather than a panic.
+    let mut gaps: Vec<Duration> = records
+        .windows(2)
+        .map(|w| w[1].0.saturating_sub(w[0].0))
+        .collect();
     gaps.sort();
-    let mut intervals: Vec<Duration> = keyframes.windows(2).map(|w| w[1] - w[0]).collect();
+    let mut intervals: Vec<Duration> = keyframes
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .collect();
     intervals.sort();
     // The most arrivals within any BURST_WINDOW.
     let mut largest_burst = 0;
     let mut from = 0;
     for to in 0..records.len() {
-        while records[to].0 - records[from].0 >= BURST_WINDOW {
+        while records[to].0.saturating_sub(records[from].0) >= BURST_WINDOW {
             from += 1;
         }
         largest_burst = largest_burst.max(to - from + 1);
     }
-    let seconds = (last - first).as_secs_f64();
+    let seconds = last.saturating_sub(first).as_secs_f64();
     // The first datagram's bytes arrived before the window opened.
     let counted = bytes - ts::datagram_payload(records[0].1).len();
     Ok(Pacing {
@@ -650,13 +684,11 @@ fn write_report(out: &mut String, r: &Results) -> std::fmt::Result {
     writeln!(out, "# Benchmarks: IPTV\n")?;
     writeln!(
         out,
-        "Regenerated by `make bench` (`cargo bench --bench iptv`; {date}, {cores} cores, {model}).\n\
+        "Regenerated by `make bench` (`cargo bench --bench iptv`; {machine}).\n\
          The headend runs the demo catalog ({n} channels, ladder `demo`; each channel's TS\n\
          carries one rendition, the ladder's highest unless the catalog names another, and\n\
          the AAC) inside a private network namespace: every client is on its loopback.\n",
-        date = chrono::Utc::now().format("%Y-%m-%d"),
-        cores = std::thread::available_parallelism().map_or(0, |n| n.get()),
-        model = cpu_model(),
+        machine = report::machine(),
     )?;
 
     // Channel start.
@@ -732,8 +764,8 @@ fn write_report(out: &mut String, r: &Results) -> std::fmt::Result {
          and PMT (CRCs checked), then a whole H.264 access unit on the PMT's video PID\n\
          (from its PES start to the next) with SPS, PPS and an IDR slice. `/ts/` starts a\n\
          client from the GOP cache; a multicast receiver waits for the next keyframe on the\n\
-         wire, as it would behind any HTTP TS server without a cache. {HTTP_TRIES} HTTP starts\n\
-         per channel, each after a random pause of 0–{spacing:.0} s, and {JOIN_TRIES} joins per\n\
+         wire, as it would behind any HTTP TS server without a cache. {http_tries} HTTP starts\n\
+         per channel, each after a random pause of 0–{spacing:.0} s, and {join_tries} joins per\n\
          channel, each after a random pause of 0–1 GOP, run side by side, so both land all\n\
          over the GOP. A join here costs no IGMP round trip (the group is on loopback); on a\n\
          network the router or snooping switch adds its join latency to the multicast column.\n\
@@ -741,6 +773,8 @@ fn write_report(out: &mut String, r: &Results) -> std::fmt::Result {
          access unit marked for random access that is none; see the pacing table's last\n\
          row) waits for the next IDR on the wire, and is among the worst.\n",
         spacing = HTTP_SPACING.as_secs_f64(),
+        http_tries = http_tries(),
+        join_tries = join_tries(),
     )?;
 
     // CPU.
@@ -763,8 +797,8 @@ fn write_report(out: &mut String, r: &Results) -> std::fmt::Result {
          | demo catalog as shipped (HLS, `/ts/` mux, multicast feed) | {with:.1} % | {range_with} |\n\
          | without `multicast:` (HLS, `/ts/` mux) | {without:.1} % | {range_without} |\n\
          | **the multicast output** | **{diff:+.1} %** | |\n",
-        secs = CPU_WINDOW.as_secs(),
-        sub = (CPU_WINDOW / CPU_SUB_WINDOWS).as_secs(),
+        secs = cpu_span().as_secs(),
+        sub = (cpu_span() / CPU_SUB_WINDOWS).as_secs(),
         range_with = range(r.cpu_with),
         range_without = range(r.cpu_without),
         diff = with - without,
@@ -777,9 +811,9 @@ fn write_report(out: &mut String, r: &Results) -> std::fmt::Result {
          removed: the TS mux still runs (variable-rate, for `/ts/`), so the difference is the\n\
          constant-rate muxing with its null-packet stuffing, the SDT, and the paced UDP\n\
          sending, with no second encode. Compare it with the spread of the {sub} s windows.\n",
-        secs = CPU_WINDOW.as_secs(),
+        secs = cpu_span().as_secs(),
         warm = WARM_UP.as_secs(),
-        sub = (CPU_WINDOW / CPU_SUB_WINDOWS).as_secs(),
+        sub = (cpu_span() / CPU_SUB_WINDOWS).as_secs(),
     )?;
 
     // Pacing.
@@ -838,7 +872,7 @@ fn write_report(out: &mut String, r: &Results) -> std::fmt::Result {
          headend sent it. The last row counts video access units whose first TS packet\n\
          sets `random_access_indicator` without being a keyframe (SPS, PPS and an IDR\n\
          slice): a receiver that starts there shows a broken picture until the next IDR.\n",
-        secs = PACING_WINDOW.as_secs(),
+        secs = pacing_span().as_secs(),
     )?;
 
     // Anything the headend complained about.

@@ -80,14 +80,3 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
         .unwrap_or(100.0);
     Ok(ticks / hz)
 }
-
-pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
