@@ -12,13 +12,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # util-linux (network namespaces for multicast tests), python3-gi with the RTSP server
 # GIR and nginx's RTMP module (the RTSP and RTMP servers of tests/sources.rs); for `make
 # bench`, nginx (the origin's anchor), wrk (the load generator) and GNU time (a child's
-# CPU time and peak memory).
+# CPU time and peak memory); chromium and chromium-driver, the browser that plays the
+# operator page in tests/operator_page.rs.
 APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
 	gstreamer1.0-x ffmpeg curl iproute2 util-linux \
 	python3-gi gir1.2-gst-rtsp-server-1.0 libnginx-mod-rtmp \
-	nginx wrk time
+	nginx wrk time chromium chromium-driver
 
 DEMO_CLIP := var/media/demo.mp4
 # The demo VOD asset of manifests/vod.yaml: a clip, English and French subtitles, a poster.
@@ -76,6 +77,7 @@ build: deps ## Build the release binary.
 
 run: build media ## Start the headend on the demo catalog and ingest the demo VOD asset (Ctrl-C stops it).
 	@echo
+	@echo "The operator page (channels, thumbnails, VOD, a player): http://$(LISTEN)/"
 	@echo "Open in VLC, ffplay, Safari or any HLS player once the channels are up (a few seconds):"
 	@for c in $$(grep -E '^\s+- id:' manifests/demo.yaml | awk '{print $$3}'); do \
 		echo "  http://$(LISTEN)/live/$$c/master.m3u8"; done

@@ -17,6 +17,10 @@ use crate::ts::TsHub;
 /// Name of the shared audio track in URLs (`/live/{channel}/audio/...`).
 pub const AUDIO_TRACK: &str = "audio";
 
+/// How often a channel's pipeline publishes a new thumbnail: "every few seconds" on
+/// the operator page, which reloads its table on the same beat.
+pub const THUMBNAIL_INTERVAL: Duration = Duration::from_secs(4);
+
 /// All live channels the origin can serve, by channel id.
 #[derive(Default)]
 pub struct SegmentStore {
@@ -74,6 +78,16 @@ struct ChannelState {
     master: Option<Bytes>,
     manifest: Option<Bytes>,
     tracks: HashMap<String, TrackState>,
+    thumbnail: Option<Thumbnail>,
+}
+
+/// The newest still picture of a channel, for the operator page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thumbnail {
+    /// Counts up with every picture the channel publishes, so a page can name each
+    /// picture by its own URL (`thumbnail.jpg?v=…`) and a cache never shows an old one.
+    pub version: u64,
+    pub jpeg: Bytes,
 }
 
 #[derive(Default)]
@@ -238,6 +252,18 @@ impl LiveChannel {
         self.bump();
     }
 
+    /// Publishes a new still picture of the channel, replacing the one before.
+    pub fn publish_thumbnail(&self, jpeg: Bytes) {
+        let mut state = self.write();
+        let version = state.thumbnail.as_ref().map_or(0, |t| t.version + 1);
+        state.thumbnail = Some(Thumbnail { version, jpeg });
+    }
+
+    /// The newest still picture, once the pipeline has made one.
+    pub fn thumbnail(&self) -> Option<Thumbnail> {
+        self.read().thumbnail.clone()
+    }
+
     /// Bytes held in segments and init segments: the channel's live-window memory.
     pub fn memory_bytes(&self) -> usize {
         let state = self.read();
@@ -349,6 +375,22 @@ mod tests {
         );
         assert_eq!(ch.init_segment("720p", Some(2)), None);
         assert_eq!(init_name(2), "init-2.mp4");
+    }
+
+    #[test]
+    fn each_thumbnail_replaces_the_last_with_a_new_version() {
+        let store = SegmentStore::new();
+        let ch = store.channel_or_insert("news", Duration::from_secs(2));
+        assert_eq!(ch.thumbnail(), None);
+        ch.publish_thumbnail(Bytes::from_static(b"one"));
+        ch.publish_thumbnail(Bytes::from_static(b"two"));
+        assert_eq!(
+            ch.thumbnail(),
+            Some(Thumbnail {
+                version: 1,
+                jpeg: Bytes::from_static(b"two")
+            })
+        );
     }
 
     #[test]

@@ -43,12 +43,15 @@ pub(crate) enum RouteKind {
     Ts,
     Vod,
     Api,
+    /// The operator and player pages and their files.
+    Page,
+    Thumbnail,
     /// No route: a path that names nothing, or a malformed one.
     Unknown,
 }
 
 impl RouteKind {
-    const ALL: [RouteKind; 15] = [
+    const ALL: [RouteKind; 17] = [
         RouteKind::Health,
         RouteKind::Ready,
         RouteKind::Metrics,
@@ -63,6 +66,8 @@ impl RouteKind {
         RouteKind::Ts,
         RouteKind::Vod,
         RouteKind::Api,
+        RouteKind::Page,
+        RouteKind::Thumbnail,
         RouteKind::Unknown,
     ];
 
@@ -82,6 +87,8 @@ impl RouteKind {
             RouteKind::Ts => "ts",
             RouteKind::Vod => "vod",
             RouteKind::Api => "api",
+            RouteKind::Page => "page",
+            RouteKind::Thumbnail => "thumbnail",
             RouteKind::Unknown => "unknown",
         }
     }

@@ -25,6 +25,7 @@ mod etag;
 mod idle;
 mod listing;
 mod metrics;
+mod page;
 mod range;
 mod route;
 mod service;

@@ -11,11 +11,20 @@ use std::path::PathBuf;
 
 pub(crate) use super::api::Endpoint;
 use super::metrics::RouteKind;
+use super::page::{self, UiFile};
 use crate::catalog::is_url_segment;
 
 /// One origin route, with its names percent-decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
+    /// `/`: the operator page.
+    Home,
+    /// `/watch/live/{channel}` or `/watch/vod/{asset}`: a player page.
+    Watch(Watch),
+    /// `/ui/{file}`: the pages' style, scripts and hls.js.
+    Ui(&'static UiFile),
+    /// `/live/{channel}/thumbnail.jpg`: the channel's newest still picture.
+    Thumbnail { channel: String },
     /// `/healthz`: the process answers.
     Health,
     /// `/readyz`: the catalog is loaded and every channel has come up (or failed).
@@ -60,6 +69,8 @@ impl Route {
     /// The route's kind, as the request metrics label it.
     pub(crate) fn kind(&self) -> RouteKind {
         match self {
+            Route::Home | Route::Watch(_) | Route::Ui(_) => RouteKind::Page,
+            Route::Thumbnail { .. } => RouteKind::Thumbnail,
             Route::Health => RouteKind::Health,
             Route::Ready => RouteKind::Ready,
             Route::Metrics => RouteKind::Metrics,
@@ -76,6 +87,13 @@ impl Route {
             Route::Api(_) => RouteKind::Api,
         }
     }
+}
+
+/// What a player page plays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Watch {
+    Live(String),
+    Vod(String),
 }
 
 /// A file of a published VOD asset.
@@ -141,6 +159,9 @@ pub(crate) fn parse(path: &str) -> Result<Route, RouteError> {
     let Some(rest) = path.strip_prefix('/') else {
         return Err(RouteError::BadPath);
     };
+    if rest.is_empty() {
+        return Ok(Route::Home);
+    }
     let segments = rest
         .split('/')
         .map(decode_segment)
@@ -158,6 +179,11 @@ pub(crate) fn parse(path: &str) -> Result<Route, RouteError> {
         ["playlist.m3u"] => Ok(Route::Playlist),
         ["epg.xml"] => Ok(Route::Guide),
         ["time"] => Ok(Route::Time),
+        ["ui", name] => page::ui_file(name)
+            .map(Route::Ui)
+            .ok_or(RouteError::NotFound),
+        ["watch", "live", channel] => Ok(Route::Watch(Watch::Live((*channel).to_owned()))),
+        ["watch", "vod", asset] => Ok(Route::Watch(Watch::Vod((*asset).to_owned()))),
         ["api", "v1", "catalog"] => Ok(Route::Api(Endpoint::Catalog)),
         ["api", "v1", "reload"] => Ok(Route::Api(Endpoint::Reload)),
         ["api", "v1", "channels"] => Ok(Route::Api(Endpoint::Channels)),
@@ -181,6 +207,9 @@ pub(crate) fn parse(path: &str) -> Result<Route, RouteError> {
             channel: (*channel).to_owned(),
         }),
         ["live", channel, "master.m3u8"] => Ok(Route::Master {
+            channel: (*channel).to_owned(),
+        }),
+        ["live", channel, "thumbnail.jpg"] => Ok(Route::Thumbnail {
             channel: (*channel).to_owned(),
         }),
         ["live", channel, track, "index.m3u8"] => Ok(Route::MediaPlaylist {
@@ -471,9 +500,41 @@ mod tests {
     }
 
     #[test]
+    fn pages_thumbnails_and_their_files_have_routes() {
+        assert_eq!(parse("/"), Ok(Route::Home));
+        assert_eq!(
+            parse("/watch/live/news"),
+            Ok(Route::Watch(Watch::Live("news".into())))
+        );
+        assert_eq!(
+            parse("/watch/vod/film"),
+            Ok(Route::Watch(Watch::Vod("film".into())))
+        );
+        assert_eq!(
+            parse("/live/news/thumbnail.jpg"),
+            Ok(Route::Thumbnail {
+                channel: "news".into()
+            })
+        );
+        assert!(
+            matches!(parse("/ui/hls.min.js"), Ok(Route::Ui(file)) if file.name == "hls.min.js")
+        );
+        for path in [
+            "/ui",
+            "/ui/",
+            "/ui/secret.js",
+            "/ui/hls.min.js.map",
+            "/watch/news",
+            "/watch/live",
+            "/watch/live/news/more",
+        ] {
+            assert_eq!(parse(path), Err(RouteError::NotFound), "{path}");
+        }
+    }
+
+    #[test]
     fn unknown_shapes_are_not_found() {
         for path in [
-            "/",
             "/live",
             "/live/",
             "/live/news",

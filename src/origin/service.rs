@@ -25,11 +25,12 @@ use super::api::{self, ApiSettings, Operations};
 use super::etag;
 use super::listing::{self, FailureLog, ListingError, PublicUrl};
 use super::metrics::{self, HttpMetrics, RouteKind, Scrape};
+use super::page::{self, Overview, Playable, UiFile};
 use super::range::{self, ByteRange};
-use super::route::{self, Route, RouteError, VodFile};
+use super::route::{self, Route, RouteError, VodFile, Watch};
 use crate::catalog::Catalog;
 use crate::status::Registry;
-use crate::store::{LiveChannel, SegmentStore, AUDIO_TRACK};
+use crate::store::{LiveChannel, SegmentStore, AUDIO_TRACK, THUMBNAIL_INTERVAL};
 use crate::ts::Subscription;
 
 /// A whole answer from memory or disk, or a transport stream that goes on as long as
@@ -71,6 +72,8 @@ const AUDIO_INIT_TYPE: &str = "audio/mp4";
 /// IANA's type for CMAF/ISO BMFF media segments (RFC 8216 §3.3 leaves the type open).
 const SEGMENT_TYPE: &str = "video/iso.segment";
 const TEXT_TYPE: &str = "text/plain; charset=utf-8";
+const HTML_TYPE: &str = "text/html; charset=utf-8";
+const JPEG_TYPE: &str = "image/jpeg";
 /// RFC 3555 §4.2.9: an MPEG-2 transport stream.
 const TS_TYPE: &str = "video/mp2t";
 /// The M3U channel list. `audio/x-mpegurl` is what shared-mime-info, Apache and
@@ -99,6 +102,10 @@ const PREFLIGHT_MAX_AGE: &str = "86400";
 /// A VOD playlist, MPD, subtitle file or poster changes only when its asset is
 /// ingested again; a few minutes keeps caches useful and lets a re-ingest show soon.
 const VOD_DESCRIPTION_CACHE: &str = "public, max-age=300";
+/// The pages show a moment (states, the newest thumbnail) and their files change with
+/// the binary: a browser revalidates each time (a 304 is cheap) and never shows an
+/// old state or an old script with a new page.
+const REVALIDATE: &str = "no-cache";
 /// What a client should wait before asking again for a channel that is starting.
 const RETRY_AFTER_SECS: &str = "1";
 
@@ -203,6 +210,9 @@ async fn answer<B>(
             return without_body_for_head(response, method);
         }
         Ok(Route::Metrics) => Ok(metrics_text(sources)),
+        Ok(Route::Home) => operator_page(sources),
+        Ok(Route::Watch(watch)) => player_page(sources, &watch),
+        Ok(Route::Ui(file)) => Ok(ui_file(file)),
         Ok(Route::Vod { asset, file }) => match &sources.vod_root {
             Some(root) => vod_file(root, &asset, &file).await,
             None => Err(Missing::NotFound),
@@ -294,11 +304,7 @@ async fn listing<B>(
     route: &Route,
 ) -> Result<Resource, ListingError> {
     // The catalog at this moment; a reload during the request does not change it.
-    let catalog = sources
-        .catalog
-        .as_ref()
-        .map(|catalog| catalog.borrow().clone())
-        .ok_or(ListingError::NoCatalog)?;
+    let catalog = catalog(sources).ok_or(ListingError::NoCatalog)?;
     let (body, content_type, cache_control) = if *route == Route::Playlist {
         let transport = listing::transport(req.uri().query())?;
         let base = listing::base_url(sources.public_url.as_ref(), req);
@@ -316,6 +322,69 @@ async fn listing<B>(
         cache_control: cache_control.to_owned(),
         etag: Some(etag),
     })
+}
+
+/// The running catalog, if the origin serves one.
+fn catalog(sources: &Sources) -> Option<Arc<Catalog>> {
+    sources
+        .catalog
+        .as_ref()
+        .map(|catalog| catalog.borrow().clone())
+}
+
+/// `/`: the channels and VOD assets of the running catalog with their states.
+fn operator_page(sources: &Sources) -> Result<Resource, Missing> {
+    let catalog = catalog(sources).ok_or(Missing::NotFound)?;
+    let thumbnail = |id: &str| {
+        let thumbnail = sources.store.channel(id)?.thumbnail()?;
+        Some(thumbnail.version)
+    };
+    let html = page::operator_page(&Overview {
+        catalog: &catalog,
+        channels: &sources.status.channels(),
+        assets: &sources.status.assets(),
+        thumbnail: &thumbnail,
+        refresh: THUMBNAIL_INTERVAL,
+    });
+    Ok(html_page(html))
+}
+
+/// `/watch/...`: a player for a channel with HLS or a VOD asset of the catalog.
+fn player_page(sources: &Sources, watch: &Watch) -> Result<Resource, Missing> {
+    let catalog = catalog(sources).ok_or(Missing::NotFound)?;
+    let playable = match watch {
+        Watch::Live(id) => catalog
+            .channels
+            .iter()
+            .find(|c| c.id == *id && c.outputs.hls)
+            .map(Playable::Channel),
+        Watch::Vod(id) => catalog
+            .assets
+            .iter()
+            .find(|a| a.id == *id)
+            .map(Playable::Asset),
+    };
+    let playable = playable.ok_or(Missing::NotFound)?;
+    Ok(html_page(page::player_page(&playable)))
+}
+
+fn html_page(html: String) -> Resource {
+    let body = Bytes::from(html);
+    Resource {
+        etag: Some(etag::for_content(&body)),
+        body,
+        content_type: HTML_TYPE,
+        cache_control: REVALIDATE.to_owned(),
+    }
+}
+
+fn ui_file(file: &'static UiFile) -> Resource {
+    Resource {
+        body: Bytes::from_static(file.body),
+        content_type: file.content_type,
+        cache_control: REVALIDATE.to_owned(),
+        etag: Some(file.etag().to_owned()),
+    }
 }
 
 /// A representation found in the store.
@@ -365,7 +434,20 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
         }
         // Answered from disk by `vod_file`, from the catalog by `listing`, and by
         // `answer` itself.
+        Route::Thumbnail { channel } => {
+            let live = store.channel(channel).ok_or(Missing::NotFound)?;
+            let thumbnail = live.thumbnail().ok_or(Missing::NotYet)?;
+            Ok(Resource {
+                etag: Some(etag::for_content(&thumbnail.jpeg)),
+                body: thumbnail.jpeg,
+                content_type: JPEG_TYPE,
+                cache_control: REVALIDATE.to_owned(),
+            })
+        }
         Route::Vod { .. }
+        | Route::Home
+        | Route::Watch(_)
+        | Route::Ui(_)
         | Route::Playlist
         | Route::Guide
         | Route::Ts { .. }
@@ -608,6 +690,16 @@ fn represent(resource: Resource, request: &HeaderMap, method: &Method) -> Respon
     insert_text(headers, header::CACHE_CONTROL, &cache_control);
     if let Some(tag) = &etag {
         insert_text(headers, header::ETAG, tag);
+    }
+    if content_type == HTML_TYPE {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(page::CONTENT_SECURITY_POLICY),
+        );
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
     }
     if let Some(content_range) = content_range {
         insert_text(headers, header::CONTENT_RANGE, &content_range);
@@ -1135,6 +1227,78 @@ mod tests {
             text.contains("\nhttps://tv.example.com/ts/radio\n"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn pages_are_html_that_loads_only_from_here_and_is_always_revalidated() {
+        let fixture = super::super::listing::tests::Fixture::new();
+        let sources = listing_sources(&fixture.catalog, None);
+        for target in ["/", "/watch/live/news", "/watch/live/sport"] {
+            let response = super::respond(&sources, &request(Method::GET, target, &[])).await;
+            assert_eq!(response.status(), StatusCode::OK, "{target}");
+            assert_eq!(header(&response, "content-type"), Some(HTML_TYPE));
+            assert_eq!(header(&response, "cache-control"), Some(REVALIDATE));
+            assert_eq!(
+                header(&response, "content-security-policy"),
+                Some(page::CONTENT_SECURITY_POLICY)
+            );
+            assert_eq!(header(&response, "x-content-type-options"), Some("nosniff"));
+            let text = String::from_utf8(body(response).await).expect("UTF-8");
+            assert!(text.starts_with("<!doctype html>"), "{text}");
+        }
+        // A channel without HLS has no player; nor has a channel not in the catalog.
+        for target in ["/watch/live/radio", "/watch/live/nope", "/watch/vod/nope"] {
+            let response = super::respond(&sources, &request(Method::GET, target, &[])).await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{target}");
+        }
+        // Without a catalog there is nothing to list.
+        let bare = Sources::new(SegmentStore::new());
+        let response = super::respond(&bare, &request(Method::GET, "/", &[])).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn ui_files_are_served_with_their_types_and_tags() {
+        let sources = Sources::new(SegmentStore::new());
+        let response = super::respond(&sources, &request(Method::GET, "/ui/hls.min.js", &[])).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            header(&response, "content-type"),
+            Some("text/javascript; charset=utf-8")
+        );
+        let tag = header(&response, "etag").expect("a tag").to_owned();
+        let bytes = body(response).await;
+        assert_eq!(bytes, page::ui_file("hls.min.js").expect("hls.js").body);
+        let req = request(Method::GET, "/ui/hls.min.js", &[("if-none-match", &tag)]);
+        assert_eq!(
+            super::respond(&sources, &req).await.status(),
+            StatusCode::NOT_MODIFIED
+        );
+    }
+
+    #[tokio::test]
+    async fn a_thumbnail_is_the_newest_jpeg_once_there_is_one() {
+        let store = store();
+        let sources = Sources::new(Arc::clone(&store));
+        let get = |target: &'static str| {
+            let sources = &sources;
+            async move { super::respond(sources, &request(Method::GET, target, &[])).await }
+        };
+        let response = get("/live/news/thumbnail.jpg").await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            get("/live/nope/thumbnail.jpg").await.status(),
+            StatusCode::NOT_FOUND
+        );
+        let live = store.channel("news").expect("news");
+        live.publish_thumbnail(Bytes::from_static(b"\xff\xd8first"));
+        live.publish_thumbnail(Bytes::from_static(b"\xff\xd8second"));
+        // The page's `?v=` names a version for caches; the newest is served.
+        let response = get("/live/news/thumbnail.jpg?v=0").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "content-type"), Some(JPEG_TYPE));
+        assert_eq!(header(&response, "cache-control"), Some(REVALIDATE));
+        assert_eq!(body(response).await, b"\xff\xd8second");
     }
 
     #[tokio::test]

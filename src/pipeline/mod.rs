@@ -8,6 +8,7 @@
 
 mod schedule;
 mod source;
+mod thumbnail;
 pub mod transcode;
 mod ts_output;
 
@@ -235,12 +236,20 @@ impl ChannelPipeline {
         let ts_video = ts_video.ok_or_else(|| {
             PipelineError::Config(format!("the ladder has no rendition {}", ts.rendition))
         })?;
-        let hub = packager
+        let live = packager
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .channel()
-            .ts();
-        ts_output::build(&pipeline, &ts_video, &ts_audio, &ts, service_name, hub)?;
+            .clone();
+        ts_output::build(
+            &pipeline,
+            &ts_video,
+            &ts_audio,
+            &ts,
+            service_name,
+            live.ts(),
+        )?;
+        thumbnail::build(&pipeline, &video_tee, live)?;
 
         Ok(Self {
             pipeline,
@@ -419,12 +428,19 @@ fn drop_overlapping_frames(pad: &gst::Pad) {
         let mut sent = sent_until.lock().unwrap_or_else(|e| e.into_inner());
         if sent.is_some_and(|until| start + SLACK_NS < until) {
             debug!(start, "Dropping audio that overlaps the previous loop.");
-            return gst::PadProbeReturn::Drop;
+            return DROP_BUFFER;
         }
         *sent = Some(end);
         gst::PadProbeReturn::Ok
     });
 }
+
+/// What a buffer probe returns to drop its buffer. With `PadProbeReturn::Drop`,
+/// GStreamer 1.22 unrefs the buffer that gstreamer-rs 0.24 has already taken out of the
+/// probe info, logging `gst_mini_object_unref: assertion 'mini_object != NULL' failed`
+/// for every buffer dropped (core fixed it in 1.24.8). With `Handled` the core leaves
+/// the buffer to the probe, and the binding drops it.
+pub(crate) const DROP_BUFFER: gst::PadProbeReturn = gst::PadProbeReturn::Handled;
 
 fn make_cmafmux() -> Result<gst::Element, PipelineError> {
     let mux = make("cmafmux")?;

@@ -5,6 +5,7 @@
 //! Each test crate uses a subset of this module.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod ts;
 
 use std::collections::BTreeMap;
