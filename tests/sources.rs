@@ -370,19 +370,43 @@ fn udp_unicast_mpegts() {
 /// multicast TTL of 0.
 #[test]
 fn udp_multicast_mpegts_in_a_private_network_namespace() {
-    const GROUP: &str = "239.255.0.1";
+    run_multicast("udp", "239.255.0.1", "", "", "ttl-mc=0");
+}
+
+/// RTP multicast on a second link: the sender sends on `mc0` of a veth pair
+/// (`support/udp_multicast.sh`), so only a receiver that joins on `mc1`, as the
+/// channel's `interface` option says, gets it; one that joined where the group's route
+/// points (`lo`) would get nothing.
+#[test]
+fn rtp_multicast_mpegts_on_the_interface_the_channel_names() {
+    run_multicast(
+        "rtp",
+        "239.255.0.2",
+        "{ interface: mc1 }",
+        "rtpmp2tpay pt=33 !",
+        // TTL 0 would keep the datagrams off mc0; the veth pair is inside the
+        // namespace, so TTL 1 still reaches nothing outside it.
+        "multicast-iface=mc0 ttl-mc=1",
+    );
+}
+
+/// Sends the sender's TS (through `payloader`, if any, and a `udpsink` with `sink`
+/// properties) to `group` inside a private network namespace, where the headend joins
+/// it with `scheme://@group:port` and the channel's `options`, and checks what the
+/// headend made of it.
+fn run_multicast(scheme: &str, group: &str, options: &str, payloader: &str, sink: &str) {
     // A fresh namespace: nothing else can hold these.
     const PORT: u16 = 5000;
     const ADDR: &str = "127.0.0.1:8080";
-    let dir = TempDir::new("src-multicast");
+    let dir = TempDir::new(&format!("src-{scheme}-multicast"));
     let catalog = dir.write(
         "catalog.yaml",
-        &[channel_catalog(&format!("udp://@{GROUP}:{PORT}"), "").as_bytes()],
+        &[channel_catalog(&format!("{scheme}://@{group}:{PORT}"), options).as_bytes()],
     );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/udp_multicast.sh");
     let sender = format!(
-        "{SENDER_VIDEO} ! mpegtsmux name=mux alignment=7 \
-         ! udpsink host={GROUP} port={PORT} auto-multicast=true ttl-mc=0 {SENDER_AUDIO} ! mux."
+        "{SENDER_VIDEO} ! mpegtsmux name=mux alignment=7 ! {payloader} \
+         udpsink host={group} port={PORT} auto-multicast=true {sink} {SENDER_AUDIO} ! mux."
     );
     let mut command = in_network_namespace();
     command

@@ -93,15 +93,22 @@ pub fn transcode<S: MediaSink>(
         .bus()
         .ok_or_else(|| PipelineError::Config("the pipeline has no bus".into()))?;
     pipeline.set_state(gst::State::Playing)?;
+    let mut moved = (0, Instant::now());
     let result = (|| loop {
         let message = bus.timed_pop(gst::ClockTime::from_mseconds(PROGRESS_INTERVAL_MS));
         let duration = pipeline
             .query_duration::<gst::ClockTime>()
             .map(|d| Duration::from_nanos(d.nseconds()));
+        let position = done_until.load(Ordering::SeqCst);
         progress(Progress {
-            position: Duration::from_nanos(done_until.load(Ordering::SeqCst)),
+            position: Duration::from_nanos(position),
             duration,
         });
+        if position != moved.0 {
+            moved = (position, Instant::now());
+        } else if moved.1.elapsed() > STALL_LIMIT {
+            return Err(fail(format!("no progress for {} s", STALL_LIMIT.as_secs())));
+        }
         let Some(message) = message else { continue };
         match message.view() {
             gst::MessageView::Eos(_) => return Ok(duration),
@@ -137,6 +144,11 @@ pub fn transcode<S: MediaSink>(
         elapsed_s = report.elapsed.as_secs_f64(), has_audio, "Transcoded.");
     Ok((sink, report))
 }
+
+/// A transcode whose muxers put out nothing for this long has stalled (a source the
+/// demuxer waits on for ever without an error): it fails, so the assets queued after
+/// it still get their turn. Every muxer puts out a fragment per GOP, seconds of media.
+const STALL_LIMIT: Duration = Duration::from_secs(30);
 
 /// How often the transcoder reports progress.
 const PROGRESS_INTERVAL_MS: u64 = 250;

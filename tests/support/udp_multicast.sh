@@ -18,6 +18,19 @@ shift 7
 # shellcheck source=netns.sh
 . "$(dirname "$0")/netns.sh"
 
+# A second link for the sources' `interface` option: a veth pair, mc0 and mc1, both in
+# this namespace. A sender that sends on mc0 reaches a receiver that joins on mc1 (and
+# not one that joins on lo, where the group's route points). Its datagrams come from
+# an address of this host, which the kernel drops as martians unless told otherwise.
+ip link add mc0 type veth peer name mc1
+ip addr add 10.99.0.1/30 dev mc0
+ip addr add 10.99.0.2/30 dev mc1
+ip link set mc0 up
+ip link set mc1 up
+for conf in all mc0 mc1; do
+	sysctl -qw "net.ipv4.conf.$conf.rp_filter=0" "net.ipv4.conf.$conf.accept_local=1"
+done
+
 "$@" >"$out/sender.log" 2>&1 &
 pids+=($!)
 NO_COLOR=1 "$headend" run --listen "$addr" "$catalog" >"$out/headend.log" 2>&1 &
