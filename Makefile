@@ -7,18 +7,19 @@ LISTEN ?= 127.0.0.1:8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian 12 packages: GStreamer 1.22 (dev headers for gstreamer-rs 0.24, the plugin sets
-# the pipelines use; gstreamer1.0-x has textoverlay, for the "Off air" slate),
-# ffmpeg/ffprobe (test decoders and senders), curl (HTTP/2 checks), iproute2 and
-# util-linux (network namespaces for multicast tests), python3-gi with the RTSP server
-# GIR and nginx's RTMP module (the RTSP and RTMP servers of tests/sources.rs); for `make
-# bench`, nginx (the origin's anchor), wrk (the load generator) and GNU time (a child's
-# CPU time and peak memory); chromium and chromium-driver, the browser that plays the
-# operator page in tests/operator_page.rs.
+# the pipelines use; gstreamer1.0-x has textoverlay and clockoverlay, for test:// and
+# the "Off air" slate), ffmpeg/ffprobe (test decoders and senders), curl (HTTP/2
+# checks), iproute2 and util-linux (network namespaces for multicast tests),
+# python3-gi with the RTSP server GIR, nginx's RTMP module and openssl (the RTSP, RTMP
+# and HTTPS servers of tests/sources.rs); for `make bench`, nginx (the origin's
+# anchor), wrk (the load generator) and GNU time (a child's CPU time and peak memory);
+# chromium and chromium-driver, the browser that plays the operator page in
+# tests/operator_page.rs.
 APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
 	gstreamer1.0-x ffmpeg curl iproute2 util-linux \
-	python3-gi gir1.2-gst-rtsp-server-1.0 libnginx-mod-rtmp \
+	python3-gi gir1.2-gst-rtsp-server-1.0 libnginx-mod-rtmp openssl \
 	nginx wrk time chromium chromium-driver
 
 DEMO_CLIP := var/media/demo.mp4

@@ -181,11 +181,24 @@ impl Headend {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_launched(dir, catalog, args, env, &[])
+    }
+
+    /// As [`start_with_env`](Self::start_with_env), with the headend's command line
+    /// given to `launcher` (a program and its first arguments) to run, which must
+    /// `exec` it so that signals reach the headend itself.
+    pub fn start_launched(
+        dir: TempDir,
+        catalog: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        launcher: &[&str],
+    ) -> Self {
         let log = dir.path().join("headend.log");
         let mut failure = String::new();
         for _ in 0..START_ATTEMPTS {
             let addr = free_loopback_port();
-            let mut child = spawn(catalog, addr, &log, args, env);
+            let mut child = spawn(catalog, addr, &log, args, env, launcher);
             match wait_listening(&mut child, addr) {
                 Ok(()) => {
                     return Self {
@@ -358,10 +371,19 @@ fn spawn(
     log: &Path,
     args: &[&str],
     env: &[(&str, &str)],
+    launcher: &[&str],
 ) -> Child {
     let log_file =
         fs::File::create(log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_headend"));
+    let headend = env!("CARGO_BIN_EXE_headend");
+    let mut command = match launcher {
+        [] => Command::new(headend),
+        [program, first @ ..] => {
+            let mut command = Command::new(program);
+            command.args(first).arg(headend);
+            command
+        }
+    };
     for name in HEADEND_ENV {
         command.env_remove(name);
     }
