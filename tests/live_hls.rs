@@ -638,6 +638,81 @@ fn live_ladder_decodes_and_is_aligned() {
             PDT_PRECISION_SECS,
         );
     }
+
+    check_every_segment(&headend, &tracks[..LADDER.len()]);
+}
+
+/// Every segment of every rendition in the window, through a real decoder: it starts
+/// with an IDR, has keyframes at each multiple of the GOP and nowhere else (no
+/// scene-cut keyframe breaks the shared schedule), holds as many frames as its EXTINF
+/// says, and starts at the same picture time as the same segment of the other
+/// renditions.
+fn check_every_segment(headend: &Headend, renditions: &[TrackSnapshot]) {
+    let mut first_pts: BTreeMap<u64, (&str, f64)> = BTreeMap::new();
+    for track in renditions {
+        let name = track.name;
+        for listed in &track.playlist.segments {
+            let sequence = segment_sequence(&listed.uri);
+            let (_, media) = track.segment(sequence);
+            let file = headend
+                .dir()
+                .write(&format!("{name}-all-{sequence}.mp4"), &[&track.init, media]);
+            let frames = probe_video(&file).frames;
+            let first = frames
+                .first()
+                .unwrap_or_else(|| panic!("{name}: segment {sequence} decodes to no frames"));
+            assert!(
+                first.key_frame && first.pict_type == "I",
+                "{name}: segment {sequence} starts with {first:?}"
+            );
+            let extinf = f64::from(listed.duration);
+            assert_near(
+                &format!("{name}: frames of segment {sequence} against EXTINF"),
+                frames.len() as f64 * FRAME_SECS,
+                extinf,
+                FRAME_SECS,
+            );
+            let keyframes: Vec<f64> = frames
+                .iter()
+                .filter(|f| f.key_frame)
+                .map(|f| f.pts - first.pts)
+                .collect();
+            // On the wall clock (PROGRAM-DATE-TIME): the segment's first frame, then
+            // the first frame at or after every multiple of the GOP up to the
+            // segment's end, which is the next segment's first frame. A stream's first
+            // segment starts between two multiples.
+            let start = program_date_time(listed);
+            let gop = GOP_SECS as f64;
+            let first_multiple = ((start + FRAME_SECS / 2.0) / gop).ceil() as u64;
+            let expected: Vec<f64> = std::iter::once(0.0)
+                .chain(
+                    (first_multiple..)
+                        .map(|k| k as f64 * gop - start)
+                        .take_while(|at| *at < extinf - FRAME_SECS),
+                )
+                .collect();
+            assert!(
+                keyframes.len() == expected.len()
+                    && keyframes
+                        .iter()
+                        .zip(&expected)
+                        .all(|(at, want)| (-FRAME_SECS / 2.0..FRAME_SECS).contains(&(at - want))),
+                "{name}: segment {sequence} has keyframes at {keyframes:?} s from its \
+                 start, not at its start and each multiple of the GOP {expected:?}"
+            );
+            match first_pts.get(&sequence) {
+                None => {
+                    first_pts.insert(sequence, (name, first.pts));
+                }
+                Some(&(other, pts)) => assert_near(
+                    &format!("{name}: first PTS of segment {sequence} against {other}"),
+                    first.pts,
+                    pts,
+                    0.001,
+                ),
+            }
+        }
+    }
 }
 
 /// A channel that starts late in a segment interval makes a short first segment,
