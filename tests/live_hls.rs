@@ -7,12 +7,13 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{
     parse_master, parse_media, probe_audio, probe_video, program_date_time, run_with_timeout,
-    segment_sequence, sleep_until_phase, Headend, SHUTDOWN_TIMEOUT, X264_ULTRAFAST,
+    segment_sequence, sleep_until_phase, Headend, TempDir, SHUTDOWN_TIMEOUT, X264_ULTRAFAST,
 };
 use m3u8_rs::{AlternativeMediaType, MasterPlaylist, MediaPlaylist};
 
@@ -73,9 +74,14 @@ const LADDER: [Rung; 2] = [
 const STARTUP: Duration = Duration::from_secs(30);
 
 fn catalog() -> String {
-    let mut yaml = String::from(X264_ULTRAFAST);
+    format!("{X264_ULTRAFAST}{}", ladder_and_channel("x264"))
+}
+
+/// The test ladder on the encoder profile `encoder`, and its one channel.
+fn ladder_and_channel(encoder: &str) -> String {
+    let mut yaml = String::new();
     yaml.push_str(&format!(
-        "ladders:\n  t:\n    encoder: x264\n    segment_duration: {SEGMENT_SECS}\n    \
+        "ladders:\n  t:\n    encoder: {encoder}\n    segment_duration: {SEGMENT_SECS}\n    \
          gop: {GOP_SECS}\n    window: {WINDOW}\n    renditions:\n"
     ));
     for r in &LADDER {
@@ -713,6 +719,25 @@ fn check_every_segment(headend: &Headend, renditions: &[TrackSnapshot]) {
             }
         }
     }
+}
+
+/// The shipped `openh264` encoder profile (pipelines/ladders.yaml, loaded as it is)
+/// in place of x264: a ladder changes its encoder by YAML alone and keeps the shared
+/// schedule, every segment decodable with keyframes only where the GOP puts them.
+#[test]
+fn the_shipped_openh264_profile_keeps_the_schedule() {
+    let ladders = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/ladders.yaml");
+    let dir = TempDir::new("live-openh264");
+    let file = dir.write("catalog.yaml", &[ladder_and_channel("openh264").as_bytes()]);
+    let headend = Headend::start_in(dir, &file, &[ladders.to_str().expect("a UTF-8 path")]);
+    headend.wait_for(&path("master.m3u8"), STARTUP);
+    let (tracks, _) = consistent_snapshot(&headend, |playlists| {
+        newest_common_full_segment(playlists).is_some()
+    });
+    for track in &tracks {
+        check_media_playlist(track.name, &track.playlist);
+    }
+    check_every_segment(&headend, &tracks[..LADDER.len()]);
 }
 
 /// A channel that starts late in a segment interval makes a short first segment,

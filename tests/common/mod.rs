@@ -658,16 +658,29 @@ pub fn probe_video(file: &Path) -> VideoProbe {
         ],
     );
     let stream = only_stream(&sections, file);
-    let frames = sections
+    let mut frames: Vec<VideoFrame> = sections
         .iter()
         .filter(|s| s.kind == "frame")
         .map(|f| VideoFrame {
             pts: f.f64("best_effort_timestamp_time"),
-            duration: frame_duration(f),
+            duration: frame_duration(f).unwrap_or(f64::NAN),
             key_frame: f.get("key_frame") == "1",
             pict_type: f.get("pict_type").to_owned(),
         })
         .collect();
+    // FFmpeg 5.1 gives no duration to the frames it read while probing some streams
+    // (OpenH264's, whose SPS says nothing of frame reordering), though the fragment
+    // carries it (`tfhd`'s default): such a frame lasts until the next one starts.
+    for i in 0..frames.len() {
+        if frames[i].duration.is_nan() {
+            let until = frames.get(i + 1).map(|next| next.pts);
+            let before = i.checked_sub(1).map(|j| frames[j].duration);
+            frames[i].duration = until
+                .map(|pts| pts - frames[i].pts)
+                .or(before)
+                .unwrap_or_else(|| panic!("{}: a lone frame has no duration", file.display()));
+        }
+    }
     VideoProbe {
         codec: stream.get("codec_name").to_owned(),
         profile: stream.get("profile").to_owned(),
@@ -744,11 +757,10 @@ fn only_stream<'a>(sections: &'a [Section], file: &Path) -> &'a Section {
     }
 }
 
-fn frame_duration(frame: &Section) -> f64 {
+fn frame_duration(frame: &Section) -> Option<f64> {
     ["duration_time", "pkt_duration_time"]
         .iter()
         .find_map(|key| frame.fields.get(*key).and_then(|v| v.parse().ok()))
-        .unwrap_or_else(|| panic!("ffprobe frame has no duration: {:?}", frame.fields))
 }
 
 // ---------------------------------------------------------------- more HTTP, signals, files
