@@ -1032,22 +1032,26 @@ fn unknown_and_expired_urls_are_404() {
     }
 }
 
+/// SIGTERM (a service manager) and SIGINT (Ctrl-C) both stop the channels and end
+/// the process with success.
 #[test]
-fn sigterm_stops_a_running_headend_cleanly() {
-    let headend = start();
-    let status = headend
-        .stop(SHUTDOWN_TIMEOUT)
-        .unwrap_or_else(|| headend.fail("still running after SIGTERM; killed"));
-    assert!(
-        status.success(),
-        "exit status {status} after SIGTERM\n{}",
-        headend.log_tail(20)
-    );
-    assert!(
-        headend.log_tail(20).contains("Channel stopped."),
-        "no channel stopped:\n{}",
-        headend.log_tail(20)
-    );
+fn sigterm_and_sigint_stop_a_running_headend_cleanly() {
+    for signal in ["TERM", "INT"] {
+        let headend = start();
+        let status = headend
+            .stop_with(signal, SHUTDOWN_TIMEOUT)
+            .unwrap_or_else(|| headend.fail(&format!("still running after SIG{signal}; killed")));
+        assert!(
+            status.success(),
+            "exit status {status} after SIG{signal}\n{}",
+            headend.log_tail(20)
+        );
+        assert!(
+            headend.log_tail(20).contains("Channel stopped."),
+            "no channel stopped after SIG{signal}:\n{}",
+            headend.log_tail(20)
+        );
+    }
 }
 
 /// `max_framerate` caps a rendition below the source's rate: a 25 fps source gives a

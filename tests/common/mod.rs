@@ -321,6 +321,11 @@ impl Headend {
     /// Sends SIGTERM and waits for the process to exit; `None` if it was still running
     /// after `timeout` (it is then killed) or was already stopped.
     pub fn stop(&self, timeout: Duration) -> Option<ExitStatus> {
+        self.stop_with("TERM", timeout)
+    }
+
+    /// As [`stop`](Self::stop), with another signal (`INT` for a Ctrl-C).
+    pub fn stop_with(&self, signal: &str, timeout: Duration) -> Option<ExitStatus> {
         let mut child = self
             .child
             .lock()
@@ -331,7 +336,7 @@ impl Headend {
             return Some(status);
         }
         let _ = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{signal}"))
             .arg(child.id().to_string())
             .status();
         let deadline = Instant::now() + timeout;
