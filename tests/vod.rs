@@ -17,7 +17,7 @@ use common::{
     ffprobe, parse_master, parse_media, probe_audio, probe_video, run_with_timeout, Headend,
     TempDir, X264_ULTRAFAST,
 };
-use headend::catalog::{Catalog, CatalogError};
+use headend::catalog::{AssetSource, Catalog, CatalogError};
 
 /// The test clip: 6.4 s at 25 fps (160 frames), so the last 2 s segment is short.
 const CLIP_SECONDS: f64 = 6.4;
@@ -196,7 +196,10 @@ fn shipped_vod_catalog_loads() {
     let film = &catalog.assets[0];
     assert_eq!(film.title, "Demo Film");
     assert_eq!(film.ladder, "demo");
-    assert_eq!(film.source, repo("manifests/../var/media/vod-demo.mp4"));
+    assert_eq!(
+        film.source,
+        AssetSource::File(repo("manifests/../var/media/vod-demo.mp4"))
+    );
     let subtitles: Vec<(&str, &str)> = film
         .subtitles
         .iter()
@@ -236,7 +239,7 @@ fn broken_vod_assets_are_all_reported_with_their_places() {
         fixture_problems("vod_problems"),
         [
             "3:9: asset id `Film` must match ^[a-z0-9][a-z0-9_-]*$ and be at most 64 characters".to_owned(),
-            "5:13: VOD sources over https:// are not supported yet: download the file and give its path".to_owned(),
+            "5:13: unsupported VOD source scheme `ftp`: give a file path, a file:// URL or an http(s):// URL".to_owned(),
             "6:13: unknown ladder `uhd` (defined: bench, default, demo)".to_owned(),
             "8:17: subtitle lang `english` is not a language tag such as `en`, `fra` or `pt-BR`".to_owned(),
             "9:27: subtitle file `film.fr.srt` must be WebVTT (.vtt)".to_owned(),
@@ -695,5 +698,148 @@ fn a_file_given_by_path_is_ingested_under_its_name() {
     assert!(
         stderr.contains("`no-such-asset` is neither an asset of the catalog"),
         "{stderr}"
+    );
+}
+
+/// Python's `http.server` on loopback serving `dir`; it logs one line per request
+/// (with its status) to `log`. Killed on drop.
+struct FileServer {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl FileServer {
+    fn start(dir: &Path, log: PathBuf) -> FileServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let stderr = fs::File::create(&log).expect("server log");
+        let child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("starting python3 -m http.server");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the file server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FileServer { child, port, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// The status of every request for `path` so far, in order.
+    fn statuses(&self, path: &str) -> Vec<String> {
+        let needle = format!("\"GET /{path} HTTP/1.1\" ");
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.split_once(&needle))
+            .filter_map(|(_, rest)| rest.split_whitespace().next().map(str::to_owned))
+            .collect()
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A source given by URL is fetched, ingested and served; asked again, the server
+/// answers 304 to the conditional request and nothing is fetched or transcoded; a new
+/// file on the server is fetched and ingested again; a URL the server does not have
+/// fails with its status and leaves nothing behind.
+#[test]
+fn a_source_given_by_url_is_fetched_once_and_again_only_when_changed() {
+    let served = TempDir::new("vod-url-served");
+    let server = FileServer::start(served.path(), served.path().join("server.log"));
+    let extra = format!(
+        "  - {{ id: remote, title: Remote, source: \"{}\", ladder: small }}\n\
+         \x20 - {{ id: gone, title: Gone, source: \"{}\", ladder: small }}\n",
+        server.url("film.mp4"),
+        server.url("missing.mp4"),
+    );
+    let fixture = Fixture::new("vod-url", &extra);
+    fs::copy(
+        fixture.dir.path().join("clip.mp4"),
+        served.path().join("film.mp4"),
+    )
+    .expect("serve the clip");
+
+    let first = fixture.ingest_ok(&[], "remote");
+    assert!(first.starts_with("remote: ingested "), "{first}");
+    assert_eq!(server.statuses("film.mp4"), ["200"]);
+    let link = fixture.vod().join("remote");
+    let version = fs::read_link(&link).expect("the asset is published");
+    let duration = |dir: &Path| {
+        let init = fs::read(dir.join("360p/init.mp4")).expect("init");
+        let mut parts = vec![init];
+        for n in 0.. {
+            match fs::read(dir.join(format!("360p/{n}.m4s"))) {
+                Ok(segment) => parts.push(segment),
+                Err(_) => break,
+            }
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        video_duration(&fixture.dir.write("remote-360p.mp4", &refs))
+    };
+    assert!(
+        (duration(&link) - CLIP_SECONDS).abs() <= FRAME,
+        "the fetched clip lasts {CLIP_SECONDS} s"
+    );
+
+    let second = fixture.ingest_ok(&[], "remote");
+    assert!(second.starts_with("remote: up to date"), "{second}");
+    assert_eq!(server.statuses("film.mp4"), ["200", "304"]);
+    assert_eq!(fs::read_link(&link).expect("link"), version);
+
+    // Another film under the same URL, newer (Last-Modified counts whole seconds).
+    let newer = served.path().join("film.mp4");
+    make_clip(&newer, 3.0);
+    let later = std::time::SystemTime::now() + Duration::from_secs(10);
+    fs::File::options()
+        .write(true)
+        .open(&newer)
+        .and_then(|f| f.set_modified(later))
+        .expect("set the new file's time");
+    let third = fixture.ingest_ok(&[], "remote");
+    assert!(third.starts_with("remote: ingested "), "{third}");
+    assert_eq!(server.statuses("film.mp4"), ["200", "304", "200"]);
+    assert_ne!(fs::read_link(&link).expect("link"), version);
+    assert!(
+        (duration(&link) - 3.0).abs() <= FRAME,
+        "the new film lasts 3 s"
+    );
+
+    let output = fixture.ingest(&[], "gone");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: asset `gone`: cannot fetch the source: GET {} answered 404 File not found",
+            server.url("missing.mp4")
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !fixture
+            .library_entries()
+            .iter()
+            .any(|e| e.starts_with("gone")),
+        "{:?}",
+        fixture.library_entries()
     );
 }

@@ -12,14 +12,33 @@ pub struct VodAsset {
     /// URL segment, `^[a-z0-9][a-z0-9_-]*$`, at most 64 characters; unique among assets.
     pub id: String,
     pub title: String,
-    /// The media file.
-    pub source: PathBuf,
+    /// The media file, or where to fetch it.
+    pub source: AssetSource,
     /// Name of the asset's [`Ladder`](super::Ladder).
     pub ladder: String,
     /// WebVTT sidecar files, in the order written; each language once.
     pub subtitles: Vec<Subtitle>,
     /// An image shown before playback (JPEG, PNG or WebP).
     pub poster: Option<PathBuf>,
+}
+
+/// Where a VOD asset's media comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssetSource {
+    /// A file on this machine.
+    File(PathBuf),
+    /// An `http://` or `https://` URL; ingest keeps a copy on disk and asks the server
+    /// only whether it changed (`vod::fetch`).
+    Url(url::Url),
+}
+
+impl std::fmt::Display for AssetSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AssetSource::File(path) => write!(f, "{}", path.display()),
+            AssetSource::Url(url) => f.write_str(url.as_str()),
+        }
+    }
 }
 
 /// A WebVTT subtitle file of an asset.
@@ -44,7 +63,7 @@ impl VodAsset {
         VodAsset {
             id,
             title,
-            source,
+            source: AssetSource::File(source),
             ladder,
             subtitles: Vec::new(),
             poster: None,
@@ -78,23 +97,28 @@ pub(super) struct SubtitleSpec {
     pub name: Option<String>,
 }
 
-/// Resolves a VOD source: a plain path or a `file://` path (both relative to the
-/// catalog file's directory, taken literally like a channel's `file://`). The error is
-/// a message for a [`Problem`](super::Problem).
-pub(super) fn resolve_source(source: &str, base: &Path) -> Result<PathBuf, String> {
+/// Resolves a VOD source: an `http://` or `https://` URL, or a plain path or a
+/// `file://` path (both relative to the catalog file's directory, taken literally like
+/// a channel's `file://`). The error is a message for a [`Problem`](super::Problem).
+pub(super) fn resolve_source(source: &str, base: &Path) -> Result<AssetSource, String> {
     if let Some(path) = source.strip_prefix("file://") {
-        return resolve_file(path, base, "source");
+        return resolve_file(path, base, "source").map(AssetSource::File);
     }
     match source.split_once("://") {
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {
-            Err(format!(
-                "VOD sources over {scheme}:// are not supported yet: download the file and give its path"
-            ))
+        Some((scheme, _))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            let url = url::Url::parse(source)
+                .map_err(|error| format!("VOD source `{source}` is not a URL: {error}"))?;
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(format!("VOD source `{source}` has no host"));
+            }
+            Ok(AssetSource::Url(url))
         }
         Some((scheme, _)) if is_scheme(scheme) => Err(format!(
-            "unsupported VOD source scheme `{scheme}`: give a file path or a file:// URL"
+            "unsupported VOD source scheme `{scheme}`: give a file path, a file:// URL or an http(s):// URL"
         )),
-        _ => resolve_file(source, base, "source"),
+        _ => resolve_file(source, base, "source").map(AssetSource::File),
     }
 }
 
@@ -147,33 +171,48 @@ mod tests {
         let base = Path::new("/srv/catalog");
         assert_eq!(
             resolve_source("../media/film.mp4", base),
-            Ok(PathBuf::from("/srv/catalog/../media/film.mp4"))
+            Ok(AssetSource::File(PathBuf::from(
+                "/srv/catalog/../media/film.mp4"
+            )))
         );
         assert_eq!(
             resolve_source("file://media/film.mp4", base),
-            Ok(PathBuf::from("/srv/catalog/media/film.mp4"))
+            Ok(AssetSource::File(PathBuf::from(
+                "/srv/catalog/media/film.mp4"
+            )))
         );
         assert_eq!(
             resolve_source("file:///var/media/film.mp4", base),
-            Ok(PathBuf::from("/var/media/film.mp4"))
+            Ok(AssetSource::File(PathBuf::from("/var/media/film.mp4")))
         );
         assert_eq!(
             resolve_source("/var/media/film.mp4", base),
-            Ok(PathBuf::from("/var/media/film.mp4"))
+            Ok(AssetSource::File(PathBuf::from("/var/media/film.mp4")))
         );
     }
 
     #[test]
-    fn remote_and_unknown_sources_say_what_is_wrong() {
+    fn http_sources_are_urls_and_other_schemes_say_what_is_wrong() {
         let base = Path::new("/srv");
+        let url = "https://cdn.example.com/films/film.mp4?token=a%20b";
         assert_eq!(
-            resolve_source("https://cdn.example.com/film.mp4", base),
-            Err("VOD sources over https:// are not supported yet: download the file and give its path".to_owned())
+            resolve_source(url, base),
+            Ok(AssetSource::Url(url::Url::parse(url).unwrap()))
+        );
+        assert_eq!(
+            resolve_source("HTTP://cdn.example.com/film.mp4", base).map(|s| s.to_string()),
+            Ok("http://cdn.example.com/film.mp4".to_owned())
+        );
+        assert_eq!(
+            resolve_source("http://", base),
+            Err("VOD source `http://` is not a URL: empty host".to_owned())
         );
         assert_eq!(
             resolve_source("ftp://x/film.mp4", base),
             Err(
-                "unsupported VOD source scheme `ftp`: give a file path or a file:// URL".to_owned()
+                "unsupported VOD source scheme `ftp`: give a file path, a file:// URL or an \
+                 http(s):// URL"
+                    .to_owned()
             )
         );
         assert_eq!(
@@ -259,7 +298,10 @@ ladders:
         )
         .unwrap_or_else(|error| panic!("{error}"));
         let film = catalog.asset("film").expect("the asset");
-        assert_eq!(film.source, PathBuf::from("/srv/catalog/media/film.mp4"));
+        assert_eq!(
+            film.source,
+            AssetSource::File(PathBuf::from("/srv/catalog/media/film.mp4"))
+        );
         assert_eq!(
             film.subtitles,
             [
@@ -288,7 +330,7 @@ ladders:
 assets:
   - id: Film
     title: ''
-    source: https://cdn.example.com/film.mp4
+    source: rtsp://cam.example.com/film
     ladder: hd
     subtitles:
       - { lang: english, file: en.srt }
@@ -317,7 +359,7 @@ assets:
             [
                 "/srv/catalog/vod.yaml:2:9: asset id `Film` must match ^[a-z0-9][a-z0-9_-]*$ and be at most 64 characters",
                 "/srv/catalog/vod.yaml:3:12: asset title must not be empty",
-                "/srv/catalog/vod.yaml:4:13: VOD sources over https:// are not supported yet: download the file and give its path",
+                "/srv/catalog/vod.yaml:4:13: unsupported VOD source scheme `rtsp`: give a file path, a file:// URL or an http(s):// URL",
                 "/srv/catalog/vod.yaml:5:13: unknown ladder `hd` (defined: default)",
                 "/srv/catalog/vod.yaml:7:17: subtitle lang `english` is not a language tag such as `en`, `fra` or `pt-BR`",
                 "/srv/catalog/vod.yaml:7:32: subtitle file `en.srt` must be WebVTT (.vtt)",

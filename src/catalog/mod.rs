@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub use asset::{poster_extension, Subtitle, VodAsset, POSTER_EXTENSIONS};
+pub use asset::{poster_extension, AssetSource, Subtitle, VodAsset, POSTER_EXTENSIONS};
 pub use channel::{Channel, Failover, Outputs, Source, SourceScheme};
 pub use diff::{CatalogDiff, LIVE_FIELDS};
 pub use encoder::{BitrateUnit, EncoderProfile};

@@ -42,13 +42,15 @@ pub struct FingerprintError {
     pub error: io::Error,
 }
 
-/// 32 lowercase hex digits.
+/// 32 lowercase hex digits. `source` is the asset's media file on this machine: its
+/// own file, or the copy of its URL (`vod::fetch`).
 pub fn fingerprint(
     asset: &VodAsset,
+    source: &Path,
     ladder: &Ladder,
     encoder: &EncoderProfile,
 ) -> Result<String, FingerprintError> {
-    let input = canonical_input(asset, ladder, encoder)?;
+    let input = canonical_input(asset, source, ladder, encoder)?;
     Ok(format!("{:032x}", fnv1a_128(input.to_string().as_bytes())))
 }
 
@@ -56,6 +58,7 @@ pub fn fingerprint(
 /// map), so the same inputs always give the same text.
 fn canonical_input(
     asset: &VodAsset,
+    source: &Path,
     ladder: &Ladder,
     encoder: &EncoderProfile,
 ) -> Result<Value, FingerprintError> {
@@ -81,7 +84,7 @@ fn canonical_input(
         }
         None => Value::Null,
     };
-    let source = source_sample(&asset.source).map_err(error("source", &asset.source))?;
+    let source = source_sample(source).map_err(error("source", source))?;
     let renditions: Vec<Value> = ladder
         .renditions
         .iter()
@@ -215,21 +218,33 @@ mod tests {
         let subtitle = dir.0.join("en.vtt");
         std::fs::write(&subtitle, "WEBVTT\n").unwrap();
         let mut asset = VodAsset::from_file("film".into(), source.clone(), "default".into());
-        let base = fingerprint(&asset, &ladder(), &encoder()).unwrap();
+        let base = fingerprint(&asset, &source, &ladder(), &encoder()).unwrap();
         assert_eq!(base.len(), 32);
-        assert_eq!(fingerprint(&asset, &ladder(), &encoder()).unwrap(), base);
+        assert_eq!(
+            fingerprint(&asset, &source, &ladder(), &encoder()).unwrap(),
+            base
+        );
 
         asset.title = "Another title".into();
-        assert_eq!(fingerprint(&asset, &ladder(), &encoder()).unwrap(), base);
+        assert_eq!(
+            fingerprint(&asset, &source, &ladder(), &encoder()).unwrap(),
+            base
+        );
 
         let mut other = ladder();
         other.renditions[0].bitrate = 600;
-        assert_ne!(fingerprint(&asset, &other, &encoder()).unwrap(), base);
+        assert_ne!(
+            fingerprint(&asset, &source, &other, &encoder()).unwrap(),
+            base
+        );
         let mut other = encoder();
         other
             .properties
             .insert("speed-preset".into(), "slow".into());
-        assert_ne!(fingerprint(&asset, &ladder(), &other).unwrap(), base);
+        assert_ne!(
+            fingerprint(&asset, &source, &ladder(), &other).unwrap(),
+            base
+        );
 
         let mut with_subtitles = asset.clone();
         with_subtitles.subtitles.push(crate::catalog::Subtitle {
@@ -237,11 +252,11 @@ mod tests {
             name: "English".into(),
             file: subtitle.clone(),
         });
-        let subtitled = fingerprint(&with_subtitles, &ladder(), &encoder()).unwrap();
+        let subtitled = fingerprint(&with_subtitles, &source, &ladder(), &encoder()).unwrap();
         assert_ne!(subtitled, base);
         std::fs::write(&subtitle, "WEBVTT\n\n00:00.000 --> 00:01.000\nHi\n").unwrap();
         assert_ne!(
-            fingerprint(&with_subtitles, &ladder(), &encoder()).unwrap(),
+            fingerprint(&with_subtitles, &source, &ladder(), &encoder()).unwrap(),
             subtitled
         );
 
@@ -255,17 +270,17 @@ mod tests {
             .unwrap()
             .set_modified(modified)
             .unwrap();
-        assert_ne!(fingerprint(&asset, &ladder(), &encoder()).unwrap(), base);
+        assert_ne!(
+            fingerprint(&asset, &source, &ladder(), &encoder()).unwrap(),
+            base
+        );
     }
 
     #[test]
     fn a_missing_source_names_the_file() {
-        let asset = VodAsset::from_file(
-            "film".into(),
-            "/nonexistent/film.mp4".into(),
-            "default".into(),
-        );
-        let error = fingerprint(&asset, &ladder(), &encoder()).expect_err("missing");
+        let source = Path::new("/nonexistent/film.mp4");
+        let asset = VodAsset::from_file("film".into(), source.to_owned(), "default".into());
+        let error = fingerprint(&asset, source, &ladder(), &encoder()).expect_err("missing");
         assert_eq!(
             error.to_string(),
             "cannot read source /nonexistent/film.mp4: No such file or directory (os error 2)"

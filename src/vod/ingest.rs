@@ -8,12 +8,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{error, info, warn};
 
+use super::fetch::fetch;
 use super::fingerprint::fingerprint;
 use super::library::Library;
 use super::package::write_descriptions;
 use super::writer::AssetWriter;
 use super::VodError;
-use crate::catalog::{Catalog, EncoderProfile, Ladder, VodAsset};
+use crate::catalog::{AssetSource, Catalog, EncoderProfile, Ladder, VodAsset};
 use crate::pipeline::transcode::{self, Progress};
 use crate::status::{AssetState, AssetStatus, LastError, Registry};
 
@@ -58,10 +59,20 @@ pub fn ingest(
 ) -> Result<Outcome, VodError> {
     let started = Instant::now();
     let id = asset.id.clone();
-    let fingerprint = fingerprint(asset, ladder, encoder).map_err(|error| VodError::Input {
-        asset: id.clone(),
-        error,
-    })?;
+    let source = match &asset.source {
+        AssetSource::File(path) => path.clone(),
+        AssetSource::Url(url) => {
+            fetch(library.sources_dir(), &id, url).map_err(|error| VodError::Fetch {
+                asset: id.clone(),
+                error,
+            })?
+        }
+    };
+    let fingerprint =
+        fingerprint(asset, &source, ladder, encoder).map_err(|error| VodError::Input {
+            asset: id.clone(),
+            error,
+        })?;
     if !force {
         if let Some(current) = library.current(&asset.id) {
             if current.fingerprint == fingerprint {
@@ -70,7 +81,7 @@ pub fn ingest(
             }
         }
     }
-    info!(asset = %id, source = %asset.source.display(), ladder = %asset.ladder, %fingerprint, "Ingesting VOD asset.");
+    info!(asset = %id, source = %asset.source, ladder = %asset.ladder, %fingerprint, "Ingesting VOD asset.");
     let io = |path: PathBuf| {
         let asset = id.clone();
         move |error| VodError::Io { asset, path, error }
@@ -81,12 +92,12 @@ pub fn ingest(
         transcode::track_names(ladder),
         ladder.segment_duration,
     );
-    let (writer, report) = transcode::transcode(&asset.source, ladder, encoder, writer, progress)
+    let (writer, report) = transcode::transcode(&source, ladder, encoder, writer, progress)
         .map_err(|error| VodError::Transcode {
-        asset: id.clone(),
-        path: asset.source.clone(),
-        error,
-    })?;
+            asset: id.clone(),
+            path: source.clone(),
+            error,
+        })?;
     let tracks = writer.finish().map_err(|error| VodError::Package {
         asset: id.clone(),
         error: error.into(),

@@ -83,10 +83,12 @@ pub struct SubtitleRecord {
     pub name: String,
 }
 
-/// `{data}/vod`.
+/// `{data}/vod`, and `{data}/sources`, where the copies of sources fetched over HTTP
+/// are kept (`vod::fetch`).
 #[derive(Debug, Clone)]
 pub struct Library {
     root: PathBuf,
+    sources: PathBuf,
 }
 
 /// A staging directory; removed on drop unless published, so an ingest that fails or
@@ -122,7 +124,14 @@ impl Library {
     pub fn new(data_dir: &Path) -> Self {
         Self {
             root: data_dir.join("vod"),
+            sources: data_dir.join("sources"),
         }
+    }
+
+    /// `{data}/sources`: the copies of sources fetched over HTTP, outside what the
+    /// origin serves.
+    pub fn sources_dir(&self) -> &Path {
+        &self.sources
     }
 
     /// `{data}/vod`, which the origin serves `/vod/` from.

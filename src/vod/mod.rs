@@ -6,11 +6,13 @@
 //!   fragments to segment files on the ladder's segment grid;
 //! - `package`: the playlists, the MPD, subtitles, poster and `asset.json`;
 //! - `playlist`: the VOD HLS playlists as m3u8-rs values (pure);
+//! - `fetch`: the local copy of a source given by URL, fetched again only when changed;
 //! - `fingerprint`: what decides that an asset is up to date;
 //! - `library`: the layout on disk and the atomic publish;
 //! - `ingest`: one ingest start to end, and the background loop of `headend run`;
 //! - `progress`: the command line's progress bar.
 
+mod fetch;
 mod fingerprint;
 mod ingest;
 mod library;
@@ -21,6 +23,7 @@ mod writer;
 
 use std::path::PathBuf;
 
+pub use fetch::FetchError;
 pub use fingerprint::{fingerprint, FingerprintError, FORMAT_VERSION};
 pub use ingest::{ingest, settings, spawn_background, Outcome};
 pub use library::{AssetRecord, Library, SubtitleRecord, TrackRecord, ASSET_JSON};
@@ -43,6 +46,9 @@ pub enum VodError {
         asset: String,
         error: FingerprintError,
     },
+    /// A source given by URL could not be fetched.
+    #[error("asset `{asset}`: cannot fetch the source: {error}")]
+    Fetch { asset: String, error: FetchError },
     #[error("asset `{asset}`: unknown ladder `{ladder}`")]
     UnknownLadder { asset: String, ladder: String },
     #[error("asset `{asset}`: ladder `{ladder}` names unknown encoder profile `{encoder}`")]
