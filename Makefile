@@ -30,7 +30,7 @@ CATALOG := manifests/demo.yaml manifests/vod.yaml pipelines/ladders.yaml
 # VOD assets are ingested into and served from $(DATA)/vod.
 DATA ?= var/data
 
-.PHONY: help deps media build run check test lint bench bench-vod clean
+.PHONY: help deps media build run check test lint bench clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -111,10 +111,6 @@ bench: deps media ## Measure latency, channel start, origin vs nginx, transcode 
 	$(CARGO) bench --locked --bench origin
 	$(CARGO) bench --locked --bench transcode
 	$(CARGO) bench --locked --bench density
-
-bench-vod: build media ## Time a VOD ingest of the 12 s demo clip on the default ladder (speed, CPU-seconds).
-	@TIMEFORMAT='wall %R s, CPU %U s user + %S s system for 12 s of media'; \
-	time ./target/release/headend vod ingest --force --ladder default --data var/bench $(DEMO_VOD)
 
 clean: ## Remove build output and generated media.
 	$(CARGO) clean
