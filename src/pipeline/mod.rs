@@ -198,10 +198,20 @@ impl ChannelPipeline {
 
         let ts = ts_settings(channel, ladder);
         let mut ts_video = None;
+        let mut scaled = Vec::new();
         for rendition in &ladder.renditions {
             let track = track_id(&packager, &rendition.name)?;
-            let Branch { mux, tee } =
-                build_video_branch(&pipeline, &video_tee, rendition, ladder, encoder, &schedule)?;
+            let input = scale_from(&scaled, rendition).unwrap_or(&video_tee).clone();
+            let Branch { mux, tee, picture } = build_video_branch(
+                &pipeline,
+                &input,
+                rendition,
+                ladder,
+                encoder,
+                &schedule,
+                Queueing::Live,
+            )?;
+            scaled.extend(picture.map(|picture| (rendition, picture)));
             if rendition.name == ts.rendition {
                 ts_video = Some(tee);
             }
@@ -220,7 +230,8 @@ impl ChannelPipeline {
         let Branch {
             mux: audio_mux,
             tee: ts_audio,
-        } = build_audio_branch(&pipeline, &source.audio, ladder)?;
+            ..
+        } = build_audio_branch(&pipeline, &source.audio, ladder, Queueing::Live)?;
         configure_live_mux(&audio_mux, ladder);
         schedule.add_muxer(&audio_mux);
         let track = track_id(&packager, AUDIO_TRACK)?;
@@ -297,16 +308,79 @@ fn track_id(packager: &Arc<Mutex<Packager>>, name: &str) -> Result<TrackId, Pipe
         .ok_or_else(|| PipelineError::Config(format!("the packager has no track {name}")))
 }
 
+/// How much a branch's queue holds before it blocks the branch's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Queueing {
+    /// A live source: up to 3 s, so a slow encoder catches up without holding up the
+    /// other renditions or dropping what the source sent.
+    Live,
+    /// A file: a few frames. The decoder runs ahead of the encoders, so long queues
+    /// would only fill with raw pictures (3 s of 1080p is 280 MB) and wait.
+    File,
+}
+
+/// The rendition of `scaled` (those built so far, with their scaled pictures) to
+/// scale `rendition` from; `None`: from the decoded picture. See [`step_from`].
+fn scale_from<'a>(
+    scaled: &'a [(&Rendition, gst::Element)],
+    rendition: &Rendition,
+) -> Option<&'a gst::Element> {
+    let index = step_from(scaled.iter().map(|(r, _)| *r), rendition)?;
+    scaled.get(index).map(|(_, picture)| picture)
+}
+
+/// Which of `larger` to scale `rendition` from: the smallest that is at least as large
+/// in both dimensions and of the same shape (within 1 %), so a ladder is scaled in
+/// steps. 1080p → 720p → 480p → 360p costs less than three scalers reading 1080p, and
+/// a bilinear scaler shrinking by 3 skips lines that one shrinking in steps reads.
+fn step_from<'a>(
+    larger: impl IntoIterator<Item = &'a Rendition>,
+    rendition: &Rendition,
+) -> Option<usize> {
+    let same_shape = |r: &Rendition| {
+        let (a, b) = (
+            u64::from(r.width) * u64::from(rendition.height),
+            u64::from(rendition.width) * u64::from(r.height),
+        );
+        a.abs_diff(b) * 100 <= a.max(b)
+    };
+    larger
+        .into_iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.width >= rendition.width && r.height >= rendition.height && same_shape(r)
+        })
+        .min_by_key(|(_, r)| u64::from(r.width) * u64::from(r.height))
+        .map(|(index, _)| index)
+}
+
+/// One rendition: `input` (decoded pictures, or a larger rendition's scaled ones) →
+/// scale → [`Branch::picture`] → queue → frame-rate cap → encoder → muxer. Scaling
+/// runs in the thread that feeds `input` (in steps, it is cheap); the queue puts each
+/// encoder in its own thread, so a picture reaches the smaller renditions without
+/// waiting for this one's encoder.
 fn build_video_branch(
     pipeline: &gst::Pipeline,
-    tee: &gst::Element,
+    input: &gst::Element,
     rendition: &Rendition,
     ladder: &Ladder,
     profile: &EncoderProfile,
     schedule: &Schedule,
+    queueing: Queueing,
 ) -> Result<Branch, PipelineError> {
-    let queue = make_queue()?;
+    let queue = make_queue(queueing)?;
     let scale = make("videoscale")?;
+    let size_caps = capsfilter(
+        gst::Caps::builder("video/x-raw")
+            .field("width", rendition.width as i32)
+            .field("height", rendition.height as i32)
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build(),
+    )?;
+    // The scaled pictures at the source's rate, for smaller renditions. Taken before
+    // the rate cap and the keyframe probe, so neither this rendition's cap nor its
+    // force-key-unit events reach another rendition.
+    let picture = make("tee")?;
     // `max_framerate` caps the rate: videorate fixates to the source's rate when it is
     // within the range and to the cap when the source is faster, then drops frames to
     // that rate. `skip-to-first` keeps it from filling the time before the first frame;
@@ -319,9 +393,6 @@ fn build_video_branch(
     );
     let raw_caps = capsfilter(
         gst::Caps::builder("video/x-raw")
-            .field("width", rendition.width as i32)
-            .field("height", rendition.height as i32)
-            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
             .field(
                 "framerate",
                 gst::FractionRange::new(
@@ -343,16 +414,22 @@ fn build_video_branch(
     let parse = make("h264parse")?;
     let mux = make_cmafmux()?;
     pipeline.add_many([
-        &queue, &scale, &rate, &raw_caps, &encoder, &h264_caps, &encoded, &parse, &mux,
+        &scale, &size_caps, &picture, &queue, &rate, &raw_caps, &encoder, &h264_caps, &encoded,
+        &parse, &mux,
     ])?;
     gst::Element::link_many([
-        tee, &queue, &scale, &rate, &raw_caps, &encoder, &h264_caps, &encoded, &parse, &mux,
+        input, &scale, &size_caps, &picture, &queue, &rate, &raw_caps, &encoder, &h264_caps,
+        &encoded, &parse, &mux,
     ])?;
     let raw = raw_caps
         .static_pad("src")
         .ok_or_else(|| PipelineError::Config("capsfilter has no src pad".into()))?;
     schedule.force_keyframes(&raw);
-    Ok(Branch { mux, tee: encoded })
+    Ok(Branch {
+        mux,
+        tee: encoded,
+        picture: Some(picture),
+    })
 }
 
 fn configure_encoder(
@@ -378,19 +455,21 @@ fn configure_encoder(
     Ok(())
 }
 
-/// One encoded track: its CMAF muxer, and a tee with the encoded stream for more
-/// outputs.
+/// One encoded track: its CMAF muxer, a tee with the encoded stream for more outputs,
+/// and, for video, a tee with its scaled pictures for smaller renditions.
 struct Branch {
     mux: gst::Element,
     tee: gst::Element,
+    picture: Option<gst::Element>,
 }
 
 fn build_audio_branch(
     pipeline: &gst::Pipeline,
     audio: &gst::Element,
     ladder: &Ladder,
+    queueing: Queueing,
 ) -> Result<Branch, PipelineError> {
-    let queue = make_queue()?;
+    let queue = make_queue(queueing)?;
     let encoder = make("avenc_aac")?;
     encoder.set_property(
         "bitrate",
@@ -404,7 +483,11 @@ fn build_audio_branch(
     if let Some(pad) = parse.static_pad("src") {
         drop_overlapping_frames(&pad);
     }
-    Ok(Branch { mux, tee: encoded })
+    Ok(Branch {
+        mux,
+        tee: encoded,
+        picture: None,
+    })
 }
 
 /// Drops encoded audio frames that start before the end of the frames already sent.
@@ -497,12 +580,21 @@ impl TrackOutput for LiveOutput {
     }
 }
 
-fn make_queue() -> Result<gst::Element, PipelineError> {
+fn make_queue(queueing: Queueing) -> Result<gst::Element, PipelineError> {
+    /// A file's queues: enough for the encoders' threads to pick up the next pictures.
+    const FILE_BUFFERS: u32 = 4;
     let queue = make("queue")?;
-    // Room for a slow encoder to catch up without blocking the other renditions.
-    queue.set_property("max-size-buffers", 0u32);
     queue.set_property("max-size-bytes", 0u32);
-    queue.set_property("max-size-time", 3_000_000_000u64);
+    match queueing {
+        Queueing::Live => {
+            queue.set_property("max-size-buffers", 0u32);
+            queue.set_property("max-size-time", 3_000_000_000u64);
+        }
+        Queueing::File => {
+            queue.set_property("max-size-buffers", FILE_BUFFERS);
+            queue.set_property("max-size-time", 0u64);
+        }
+    }
     Ok(queue)
 }
 
@@ -720,4 +812,41 @@ fn capsfilter(caps: gst::Caps) -> Result<gst::Element, PipelineError> {
         .property("caps", caps)
         .build()
         .map_err(|_| PipelineError::MissingElement("capsfilter".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::H264Profile;
+
+    fn rendition(width: u32, height: u32) -> Rendition {
+        Rendition {
+            name: format!("{height}p"),
+            width,
+            height,
+            bitrate: 1000,
+            profile: H264Profile::Main,
+            max_framerate: 30,
+        }
+    }
+
+    #[test]
+    fn a_ladder_is_scaled_in_steps_of_the_same_shape() {
+        let built = [
+            rendition(1920, 1080),
+            rendition(1280, 720),
+            rendition(640, 480),
+        ];
+        // From the smallest larger one: 720p, not 1080p.
+        assert_eq!(step_from(&built, &rendition(854, 480)), Some(1));
+        // 854×480 is 16:9 to within 1 % of 1280×720.
+        assert_eq!(step_from(&built[..2], &rendition(854, 480)), Some(1));
+        // 4:3 from 4:3 only.
+        assert_eq!(step_from(&built, &rendition(320, 240)), Some(2));
+        // Nothing larger of the same shape: from the decoded picture.
+        assert_eq!(step_from(&built[..2], &rendition(320, 240)), None);
+        assert_eq!(step_from(&built, &rendition(3840, 2160)), None);
+        // The same size is a step too (a second bitrate of one size).
+        assert_eq!(step_from(&built, &rendition(1280, 720)), Some(1));
+    }
 }

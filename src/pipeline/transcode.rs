@@ -13,8 +13,8 @@ use gst::prelude::*;
 use tracing::info;
 
 use super::{
-    attach_appsink, build_audio_branch, build_video_branch, capsfilter, clock_time, make, source,
-    PipelineError, Schedule, Timeline, TrackOutput,
+    attach_appsink, build_audio_branch, build_video_branch, capsfilter, clock_time, make,
+    scale_from, source, PipelineError, Queueing, Schedule, Timeline, TrackOutput,
 };
 use crate::catalog::{EncoderProfile, Ladder};
 use crate::packager::TrackMedia;
@@ -260,13 +260,25 @@ fn build(
         .ok_or_else(|| PipelineError::Config("video output has no src pad".into()))?;
     schedule.attach(&video_src);
     let tracks = track_names(ladder);
+    let mut scaled = Vec::new();
     for (track, rendition) in ladder.renditions.iter().enumerate() {
-        let mux = build_video_branch(&pipeline, &tee, rendition, ladder, encoder, &schedule)?.mux;
+        let input = scale_from(&scaled, rendition).unwrap_or(&tee).clone();
+        let branch = build_video_branch(
+            &pipeline,
+            &input,
+            rendition,
+            ladder,
+            encoder,
+            &schedule,
+            Queueing::File,
+        )?;
+        scaled.extend(branch.picture.map(|picture| (rendition, picture)));
+        let mux = branch.mux;
         configure_vod_mux(&mux, ladder);
         schedule.add_muxer(&mux);
         attach_appsink(&pipeline, &mux, output, track, Timeline::Media, "vod")?;
     }
-    let audio_mux = build_audio_branch(&pipeline, &audio_caps, ladder)?.mux;
+    let audio_mux = build_audio_branch(&pipeline, &audio_caps, ladder, Queueing::File)?.mux;
     configure_vod_mux(&audio_mux, ladder);
     // Audio has no keyframes to cut at: it is split at every segment boundary, so its
     // segments end where the video's do.
