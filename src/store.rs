@@ -75,8 +75,8 @@ pub struct LiveChannel {
 
 #[derive(Default)]
 struct ChannelState {
-    master: Option<Bytes>,
-    manifest: Option<Bytes>,
+    master: Option<Document>,
+    manifest: Option<Document>,
     tracks: HashMap<String, TrackState>,
     thumbnail: Option<Thumbnail>,
 }
@@ -92,12 +92,56 @@ pub struct Thumbnail {
 
 #[derive(Default)]
 struct TrackState {
-    playlist: Option<Bytes>,
+    playlist: Option<Document>,
     /// Init segments by version, oldest first: one per pipeline start, kept while a
     /// retained segment refers to it.
     inits: VecDeque<(u32, Bytes)>,
     segments: VecDeque<StoredSegment>,
 }
+
+/// A playlist or manifest as published, with a hash of its bytes taken once, when it
+/// was published, rather than by every request that revalidates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    pub bytes: Bytes,
+    /// [`content_hash`] of `bytes`.
+    pub hash: u64,
+}
+
+impl Document {
+    pub fn new(bytes: Bytes) -> Document {
+        Document {
+            hash: content_hash(&bytes),
+            bytes,
+        }
+    }
+}
+
+impl std::ops::Deref for Document {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// FNV-1a (64 bits) of `bytes`: the hash behind content entity tags. Not `std`'s
+/// `DefaultHasher`, whose output may change between Rust releases: two origins built
+/// by different toolchains behind one load balancer must tag the same bytes alike.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    fnv1a(FNV_OFFSET, bytes)
+}
+
+/// FNV-1a, continuing from `hash` (start from [`FNV_OFFSET`]).
+pub fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes.iter().fold(hash, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(FNV_PRIME)
+    })
+}
+
+/// FNV-1a's starting value.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// A finished segment and the version of the init segment that decodes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,16 +199,16 @@ impl LiveChannel {
         self.bump();
     }
 
-    pub fn master_playlist(&self) -> Option<Bytes> {
+    pub fn master_playlist(&self) -> Option<Document> {
         self.read().master.clone()
     }
 
-    pub fn media_playlist(&self, track: &str) -> Option<Bytes> {
+    pub fn media_playlist(&self, track: &str) -> Option<Document> {
         self.read().tracks.get(track)?.playlist.clone()
     }
 
     /// The DASH MPD over the window.
-    pub fn manifest(&self) -> Option<Bytes> {
+    pub fn manifest(&self) -> Option<Document> {
         self.read().manifest.clone()
     }
 
@@ -219,6 +263,8 @@ impl LiveChannel {
         playlist: Bytes,
         retain_from: u64,
     ) {
+        // Hashed before the lock is taken.
+        let playlist = Document::new(playlist);
         {
             let mut state = self.write();
             let entry = state.tracks.entry(track.to_owned()).or_default();
@@ -243,11 +289,13 @@ impl LiveChannel {
 
     /// Publishes the DASH MPD (refreshed with every segment, like the playlists).
     pub fn publish_manifest(&self, manifest: Bytes) {
+        let manifest = Document::new(manifest);
         self.write().manifest = Some(manifest);
         self.bump();
     }
 
     pub fn publish_master(&self, master: Bytes) {
+        let master = Document::new(master);
         self.write().master = Some(master);
         self.bump();
     }
@@ -399,7 +447,10 @@ mod tests {
         let a = store.channel_or_insert("news", Duration::from_secs(2));
         a.publish_master(Bytes::from_static(b"m"));
         let b = store.channel_or_insert("news", Duration::from_secs(4));
-        assert_eq!(b.master_playlist(), Some(Bytes::from_static(b"m")));
+        assert_eq!(
+            b.master_playlist().map(|d| d.bytes),
+            Some(Bytes::from_static(b"m"))
+        );
         assert!(store.remove("news").is_some());
         assert!(store.channel("news").is_none());
     }

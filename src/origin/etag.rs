@@ -1,27 +1,22 @@
 //! Strong entity tags and the conditional headers that compare them (RFC 9110 §8.8.3,
 //! §13.1.2, §13.1.5).
 //!
-//! Tags are FNV-1a hashes rather than `std`'s `DefaultHasher`, whose output may change
-//! between Rust releases: two origins built by different toolchains behind one load
-//! balancer must give the same tag for the same bytes, or every revalidation misses.
+//! Tags are FNV-1a hashes ([`content_hash`]), the same whatever toolchain built the
+//! origin: two origins behind one load balancer must give the same tag for the same
+//! bytes, or every revalidation misses.
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(hash, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(FNV_PRIME)
-    })
-}
+use crate::store::{content_hash, fnv1a, FNV_OFFSET};
 
 /// Tag for content that can change under the same URL (playlists, an init segment
 /// replaced after a restart): a hash of the bytes themselves.
 pub(crate) fn for_content(content: &[u8]) -> String {
-    format!(
-        "\"{:016x}-{:x}\"",
-        fnv1a(FNV_OFFSET, content),
-        content.len()
-    )
+    for_hash(content_hash(content), content.len())
+}
+
+/// [`for_content`] of bytes whose [`content_hash`] is `hash`, already taken (a
+/// published playlist's).
+pub(crate) fn for_hash(hash: u64, len: usize) -> String {
+    format!("\"{hash:016x}-{len:x}\"")
 }
 
 /// Tag for a media segment. A segment's URL names it for ever (the packager never

@@ -4,6 +4,7 @@
 //! memory at once; VOD answers read one file with `tokio::fs` (the blocking pool), so a
 //! slow disk never holds a runtime thread.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use super::range::{self, ByteRange};
 use super::route::{self, Route, RouteError, VodFile, Watch};
 use crate::catalog::Catalog;
 use crate::status::Registry;
-use crate::store::{LiveChannel, SegmentStore, AUDIO_TRACK, THUMBNAIL_INTERVAL};
+use crate::store::{Document, LiveChannel, SegmentStore, AUDIO_TRACK, THUMBNAIL_INTERVAL};
 use crate::ts::Subscription;
 
 /// A whole answer from memory or disk, or a transport stream that goes on as long as
@@ -113,10 +114,20 @@ const RETRY_AFTER_SECS: &str = "1";
 /// for no longer than half the target duration, or a player behind the cache falls a
 /// segment behind and stalls. Whole seconds, rounded down; below one second only
 /// revalidation is safe.
-pub(crate) fn playlist_cache_control(target_duration: Duration) -> String {
-    match (target_duration / 2).as_secs() {
-        0 => "no-cache".to_owned(),
-        secs => format!("max-age={secs}"),
+pub(crate) fn playlist_cache_control(target_duration: Duration) -> Cow<'static, str> {
+    /// The usual values, written once rather than on every request.
+    const COMMON: [&str; 6] = [
+        "no-cache",
+        "max-age=1",
+        "max-age=2",
+        "max-age=3",
+        "max-age=4",
+        "max-age=5",
+    ];
+    let secs = (target_duration / 2).as_secs();
+    match usize::try_from(secs).ok().and_then(|i| COMMON.get(i)) {
+        Some(common) => Cow::Borrowed(common),
+        None => Cow::Owned(format!("max-age={secs}")),
     }
 }
 
@@ -319,7 +330,7 @@ async fn listing<B>(
     Ok(Resource {
         body,
         content_type,
-        cache_control: cache_control.to_owned(),
+        cache_control: Cow::Borrowed(cache_control),
         etag: Some(etag),
     })
 }
@@ -374,7 +385,7 @@ fn html_page(html: String) -> Resource {
         etag: Some(etag::for_content(&body)),
         body,
         content_type: HTML_TYPE,
-        cache_control: REVALIDATE.to_owned(),
+        cache_control: Cow::Borrowed(REVALIDATE),
     }
 }
 
@@ -382,7 +393,7 @@ fn ui_file(file: &'static UiFile) -> Resource {
     Resource {
         body: Bytes::from_static(file.body),
         content_type: file.content_type,
-        cache_control: REVALIDATE.to_owned(),
+        cache_control: Cow::Borrowed(REVALIDATE),
         etag: Some(file.etag().to_owned()),
     }
 }
@@ -391,7 +402,7 @@ fn ui_file(file: &'static UiFile) -> Resource {
 struct Resource {
     body: Bytes,
     content_type: &'static str,
-    cache_control: String,
+    cache_control: Cow<'static, str>,
     etag: Option<String>,
 }
 
@@ -407,7 +418,7 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
         Route::Health => Ok(Resource {
             body: Bytes::from_static(b"ok"),
             content_type: TEXT_TYPE,
-            cache_control: NO_STORE.to_owned(),
+            cache_control: Cow::Borrowed(NO_STORE),
             etag: None,
         }),
         // ISO/IEC 23009-1 5.8.5.7 (`urn:mpeg:dash:utc:http-iso:2014`): the time as an
@@ -415,7 +426,7 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
         Route::Time => Ok(Resource {
             body: Bytes::from(utc_now()),
             content_type: TEXT_TYPE,
-            cache_control: NO_STORE.to_owned(),
+            cache_control: Cow::Borrowed(NO_STORE),
             etag: None,
         }),
         Route::Manifest { channel } => {
@@ -441,7 +452,7 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
                 etag: Some(etag::for_content(&thumbnail.jpeg)),
                 body: thumbnail.jpeg,
                 content_type: JPEG_TYPE,
-                cache_control: REVALIDATE.to_owned(),
+                cache_control: Cow::Borrowed(REVALIDATE),
             })
         }
         Route::Vod { .. }
@@ -488,7 +499,7 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
             // restarts, so it is cached like a playlist and its tag follows the bytes.
             let etag = etag::for_content(&body);
             let cache_control = match version {
-                Some(_) => IMMUTABLE.to_owned(),
+                Some(_) => Cow::Borrowed(IMMUTABLE),
                 None => playlist_cache_control(live.target_duration()),
             };
             Ok(Resource {
@@ -511,7 +522,7 @@ fn lookup(store: &SegmentStore, route: &Route) -> Result<Resource, Missing> {
             Ok(Resource {
                 body,
                 content_type: SEGMENT_TYPE,
-                cache_control: IMMUTABLE.to_owned(),
+                cache_control: Cow::Borrowed(IMMUTABLE),
                 etag: Some(etag),
             })
         }
@@ -545,7 +556,7 @@ fn metrics_text(sources: &Sources) -> Resource {
     Resource {
         body: Bytes::from(text),
         content_type: metrics::CONTENT_TYPE,
-        cache_control: NO_STORE.to_owned(),
+        cache_control: Cow::Borrowed(NO_STORE),
         etag: None,
     }
 }
@@ -588,7 +599,7 @@ async fn vod_file(root: &Path, asset: &str, file: &VodFile) -> Result<Resource, 
     Ok(Resource {
         body,
         content_type,
-        cache_control: cache_control.to_owned(),
+        cache_control: Cow::Borrowed(cache_control),
         etag: Some(etag),
     })
 }
@@ -612,13 +623,13 @@ fn not_yet_or_not_found(live: &LiveChannel, track: &str) -> Missing {
     }
 }
 
-fn playlist(body: Bytes, live: &LiveChannel) -> Resource {
-    let etag = etag::for_content(&body);
+/// A published playlist or manifest, tagged by the hash taken when it was published.
+fn playlist(document: Document, live: &LiveChannel) -> Resource {
     Resource {
-        body,
+        etag: Some(etag::for_hash(document.hash, document.bytes.len())),
+        body: document.bytes,
         content_type: PLAYLIST_TYPE,
         cache_control: playlist_cache_control(live.target_duration()),
-        etag: Some(etag),
     }
 }
 
