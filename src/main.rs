@@ -61,7 +61,8 @@ enum Command {
         #[arg(long, value_name = "URL")]
         public_url: Option<PublicUrl>,
         /// A file holding the bearer token of the /api/v1/ endpoints (default: the
-        /// HEADEND_API_TOKEN environment variable; without either the API answers 403).
+        /// HEADEND_API_TOKEN environment variable; without either the API answers 403,
+        /// and a request without the right token gets 401).
         #[arg(long, value_name = "PATH")]
         api_token_file: Option<PathBuf>,
         /// Let anyone call the read-only API (every GET: /api/v1/catalog, channels,

@@ -595,6 +595,28 @@ fn an_invalid_edit_changes_nothing_and_says_where() {
         last_sequence(p) >= last_sequence(&before) + 3
     });
     assert_untouched("one", &one);
+
+    // Not YAML at all (a flow mapping left open): rejected whole as well, at its place.
+    let text = format!(
+        "{}  - {{ id: three, number: 3\n",
+        catalog(&[channel("one", 1, "One", "")])
+    );
+    reloading.replace(&text);
+    let (status, outcome) = reloading.post_reload();
+    assert_eq!(status, 422, "{outcome}");
+    assert_eq!(outcome["result"], "rejected");
+    assert_eq!(changes(&outcome), <[Vec<&str>; 4]>::default());
+    let problem = &outcome["problems"][0];
+    assert!(
+        problem["line"].as_u64().is_some_and(|l| l >= 1) && problem["column"].is_u64(),
+        "a syntax error is placed: {problem}"
+    );
+    assert_eq!(reloading.headend.get("/live/three/master.m3u8").status, 404);
+    assert_eq!(reloading.m3u(), m3u_before);
+    let again = reloading.wait_playlist("one", "240p", "new segments", |p| {
+        last_sequence(p) >= last_sequence(&one) + 2
+    });
+    assert_untouched("one", &again);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! applies in a fixed order.
 //!
 //! A channel is compared by what its pipeline is built from, resolved: its source,
-//! outputs and multicast block, and the ladder it names and that ladder's encoder
+//! outputs, multicast block and failover, and the ladder it names and that ladder's encoder
 //! profile as values (so editing a ladder or an encoder profile restarts every channel
 //! that uses it, and renaming a ladder without changing it restarts nothing). What is
 //! left, [`LIVE_FIELDS`], is only listed, never built into a pipeline, and changes
