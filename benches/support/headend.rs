@@ -61,7 +61,28 @@ impl Drop for Headend {
 
 /// utime + stime of the process, from /proc/PID/stat (fields 14 and 15).
 pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// utime + stime of the process's threads whose name starts with `prefix` (GStreamer
+/// names a streaming thread `element:pad`), from /proc/PID/task/*/stat. A thread that
+/// ended took its time with it.
+#[allow(dead_code, reason = "the iptv bench's; every bench includes this file")]
+pub fn threads_cpu_seconds(pid: u32, prefix: &str) -> Result<f64, String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| e.to_string())?;
+    let mut total = 0.0;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with(prefix) {
+            // A thread may end between the listing and the read.
+            total += stat_cpu_seconds(&task.path().join("stat").to_string_lossy()).unwrap_or(0.0);
+        }
+    }
+    Ok(total)
+}
+
+fn stat_cpu_seconds(path: &str) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     // The command name is in parentheses and may contain spaces: split after it.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -807,6 +807,14 @@ pub(crate) fn make(factory: &str) -> Result<gst::Element, PipelineError> {
         .map_err(|_| PipelineError::MissingElement(factory.to_owned()))
 }
 
+/// [`make`] with a name, unique in its pipeline.
+pub(crate) fn make_named(factory: &str, name: &str) -> Result<gst::Element, PipelineError> {
+    gst::ElementFactory::make(factory)
+        .name(name)
+        .build()
+        .map_err(|_| PipelineError::MissingElement(factory.to_owned()))
+}
+
 fn capsfilter(caps: gst::Caps) -> Result<gst::Element, PipelineError> {
     gst::ElementFactory::make("capsfilter")
         .property("caps", caps)

@@ -24,7 +24,7 @@ use std::time::Duration;
 use gst::prelude::*;
 use tracing::{info, warn};
 
-use super::{clock_time, make, PipelineError};
+use super::{clock_time, make, make_named, PipelineError};
 use crate::ts::{Sdt, SdtInserter, TsHub, AUDIO_PID, PACKET, PACKETS_PER_DATAGRAM, VIDEO_PID};
 
 /// PCR at most every 40 ms, PAT and PMT at most every 100 ms (90 kHz ticks), with
@@ -119,7 +119,7 @@ pub(super) fn build(
     service_name: Arc<ServiceName>,
     hub: Arc<TsHub>,
 ) -> Result<(), PipelineError> {
-    let mux = make("mpegtsmux")?;
+    let mux = make_named("mpegtsmux", "ts-mux")?;
     mux.set_property("alignment", PACKETS_PER_DATAGRAM as i32);
     mux.set_property("pcr-interval", PCR_INTERVAL_TICKS);
     mux.set_property("pat-interval", PSI_INTERVAL_TICKS);
@@ -138,7 +138,7 @@ pub(super) fn build(
             .build(),
     );
 
-    let video_queue = leaky_queue()?;
+    let video_queue = leaky_queue("ts-vqueue")?;
     let parse = make("h264parse")?;
     // SPS and PPS ahead of every IDR: a receiver can start at any keyframe.
     parse.set_property("config-interval", -1i32);
@@ -148,7 +148,7 @@ pub(super) fn build(
             .field("alignment", "au")
             .build(),
     )?;
-    let audio_queue = leaky_queue()?;
+    let audio_queue = leaky_queue("ts-aqueue")?;
     // The muxer pushes buffer lists; a base transform passes them on one buffer at a
     // time, so the SDT probe sees every buffer and the UDP sink syncs on each one
     // (it would send a whole list at once).
@@ -206,8 +206,12 @@ fn link_to_pad(
 
 /// A queue that drops the oldest data rather than block: the TS output must never
 /// hold up the encoders, and through them the HLS and DASH output.
-fn leaky_queue() -> Result<gst::Element, PipelineError> {
-    let queue = make("queue")?;
+///
+/// The TS branch's elements that own a streaming thread are named `ts-…`, and GStreamer
+/// names each thread after its element and pad (`ts-mux:src`), so the branch's CPU time
+/// can be told apart from the encoders' (`benches/iptv.rs` does).
+fn leaky_queue(name: &str) -> Result<gst::Element, PipelineError> {
+    let queue = make_named("queue", name)?;
     queue.set_property("max-size-buffers", 0u32);
     queue.set_property("max-size-bytes", 0u32);
     queue.set_property("max-size-time", 2_000_000_000u64);
@@ -290,7 +294,7 @@ fn attach_hub(
     tee: &gst::Element,
     hub: Arc<TsHub>,
 ) -> Result<(), PipelineError> {
-    let queue = leaky_queue()?;
+    let queue = leaky_queue("ts-hubqueue")?;
     let appsink = gst_app::AppSink::builder().sync(false).build();
     pipeline.add_many([&queue, appsink.upcast_ref()])?;
     gst::Element::link_many([tee, &queue, appsink.upcast_ref()])?;
@@ -321,7 +325,7 @@ fn attach_multicast(
             return Ok(());
         }
     }
-    let queue = leaky_queue()?;
+    let queue = leaky_queue("ts-mcqueue")?;
     let sink = make("udpsink")?;
     sink.set_property("host", feed.group.to_string());
     sink.set_property("port", i32::from(feed.port));
