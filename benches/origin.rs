@@ -653,6 +653,8 @@ fn write_section(
          480p, 1 Mbit/s); both servers serve its top rendition: a {seg} kB segment and\n\
          its {pl}-byte media playlist. nginx serves a copy of the same bytes, fetched from\n\
          the headend, with `sendfile`, `open_file_cache`, long keep-alive, no access log,\n\
+         and the response headers an HLS origin for browsers needs, as the headend sends\n\
+         them (CORS, and `Cache-Control` immutable for segments, one second for playlists),\n\
          and as many worker processes as the headend has runtime threads ({cores}); both\n\
          listen with a backlog of 1024. The segment rows fetch the newest segment when\n\
          the row starts; the headend's playlist moves on during a run and nginx's copy\n\

@@ -130,7 +130,9 @@ fn nginx_binary() -> &'static str {
 }
 
 /// The whole configuration: nothing is read from /etc/nginx. `daemon off` keeps the
-/// master our child; the master and `workers` workers run as nginx always does.
+/// master our child; the master and `workers` workers run as nginx always does. The
+/// segments and playlists get the headers the headend sends (CORS for browser players,
+/// and the caching a CDN needs), as an operator serving HLS from nginx configures.
 fn configuration(docroot: &Path, dir: &Path, port: u16, workers: usize) -> String {
     let temp = dir.join("temp");
     let temp = temp.display();
@@ -163,6 +165,12 @@ fn configuration(docroot: &Path, dir: &Path, port: u16, workers: usize) -> Strin
          \x20   server {{\n\
          \x20       listen 127.0.0.1:{port} backlog=1024;\n\
          \x20       root {root};\n\
+         \x20       location ~ \\.m3u8$ {{ add_header Cache-Control \"max-age=1\"; \
+         add_header Access-Control-Allow-Origin \"*\"; \
+         add_header Access-Control-Expose-Headers \"Content-Length, Content-Range, ETag\"; }}\n\
+         \x20       location ~ \\.m4s$ {{ add_header Cache-Control \"public, max-age=31536000, immutable\"; \
+         add_header Access-Control-Allow-Origin \"*\"; \
+         add_header Access-Control-Expose-Headers \"Content-Length, Content-Range, ETag\"; }}\n\
          \x20   }}\n\
          }}\n",
         pid = dir.join("nginx.pid").display(),
