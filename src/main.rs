@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use headend::catalog::{Catalog, VodAsset};
 use headend::origin::{ApiSettings, ApiToken, Origin, OriginConfig, PublicUrl, TOKEN_ENV};
@@ -346,6 +346,12 @@ fn run(options: RunOptions) -> anyhow::Result<()> {
         warn!(%warning, "The catalog has a warning; it is loaded anyway.");
     }
     let token = api_token(api_token_file.as_deref())?;
+    // Every segment in the live windows holds a file (`headend::sealed`), beside every
+    // client connection: the soft limit (1024 by default) would be too low.
+    match headend::sealed::raise_open_file_limit() {
+        Ok(limit) => debug!(limit, "Open file limit."),
+        Err(error) => warn!(%error, "Could not raise the open file limit."),
+    }
     headend::pipeline::init().context("initialising GStreamer")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {

@@ -263,7 +263,11 @@ impl LiveChannel {
         playlist: Bytes,
         retain_from: u64,
     ) {
-        // Hashed before the lock is taken.
+        // Sealed and hashed before the lock is taken.
+        let segment = StoredSegment {
+            data: sealed_or_as_is(segment.data),
+            ..segment
+        };
         let playlist = Document::new(playlist);
         {
             let mut state = self.write();
@@ -335,6 +339,21 @@ impl LiveChannel {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, ChannelState> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `data` in a sealed memory file the origin can send with sendfile, or as it is if
+/// none can be made (the origin then copies it, as any other body).
+fn sealed_or_as_is(data: Bytes) -> Bytes {
+    match crate::sealed::seal(&data) {
+        Ok(sealed) => sealed,
+        Err(error) => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(%error, "Cannot keep segments in sealed memory files; they are served by copying.");
+            });
+            data
+        }
     }
 }
 

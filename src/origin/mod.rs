@@ -28,6 +28,7 @@ mod metrics;
 mod page;
 mod range;
 mod route;
+mod sendfile;
 mod service;
 
 pub use api::{ApiSettings, ApiToken, ApiTokenError, MIN_TOKEN_LEN, TOKEN_ENV};
@@ -251,6 +252,7 @@ impl Origin {
                     // The address this client reached (not 0.0.0.0): listings fall back
                     // to it for their URLs when a request names no host.
                     let reached = listing::LocalAddr(stream.local_addr().unwrap_or(local_addr));
+                    let stream = sendfile::SendfileStream::new(stream);
                     let io = TokioIo::new(idle::IdleTimeout::new(stream, config.idle_timeout));
                     let builder = Arc::clone(&builder);
                     let sources = Arc::clone(&sources);
