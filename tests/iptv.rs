@@ -159,6 +159,109 @@ fn decode(dir: &TempDir, label: &str, stream: &[u8]) -> usize {
     video.frames.len()
 }
 
+/// A catalog reload while two feeds are received: the removed channel's feed stops,
+/// and the other channel, renamed (a live field), is not touched: its stream goes on
+/// without a continuity-counter error on any PID, and its SDT takes the new name.
+#[test]
+fn a_reload_stops_a_removed_feed_and_leaves_the_other_counting_on() {
+    const SECONDS: u64 = 12;
+    const EDIT_AT: u64 = 5;
+    let dir = TempDir::new("iptv-reload");
+    let channel = |id: &str, number: u32, name: &str, group: &str| {
+        format!(
+            "  - {{ id: {id}, number: {number}, name: \"{name}\", group: Test, \
+             source: {{ uri: \"test://\" }}, ladder: small, \
+             multicast: {{ group: {group}, port: 5000, rendition: 240p, mux_rate: {UDP_MUX_KBPS} }} }}\n"
+        )
+    };
+    let before = format!(
+        "{}channels:\n{}{}",
+        ladder(),
+        channel("keep", 7, "Kept", "239.255.7.1"),
+        channel("drop", 8, "Dropped", "239.255.7.2")
+    );
+    let after = format!(
+        "{}channels:\n{}",
+        ladder(),
+        channel("keep", 7, "Kept Renamed", "239.255.7.1")
+    );
+    let catalog = dir.write("catalog.yaml", &[before.as_bytes()]);
+    let edit = dir.write(".catalog.yaml.new", &[after.as_bytes()]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/multicast_out.sh");
+    let mut command = in_network_namespace();
+    command
+        .env("EDIT_FROM", &edit)
+        .env("EDIT_AT", EDIT_AT.to_string())
+        .arg(&script)
+        .arg(dir.path())
+        .arg(env!("CARGO_BIN_EXE_headend"))
+        .arg(&catalog)
+        .arg("127.0.0.1:8080")
+        .arg(READY_TIMEOUT.as_secs().to_string())
+        .arg(SECONDS.to_string())
+        .args(["keep:239.255.7.1:5000", "drop:239.255.7.2:5000"]);
+    let output = run_with_timeout(
+        &mut command,
+        READY_TIMEOUT + Duration::from_secs(SECONDS + 30),
+    );
+    let log = fs::read_to_string(dir.path().join("headend.log")).unwrap_or_default();
+    match output {
+        Some(out) if out.status.success() => {}
+        other => panic!(
+            "{} failed: {}\n--- headend log ---\n{log}",
+            script.display(),
+            other.map_or("timed out".to_owned(), |o| format!(
+                "{}: {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            )),
+        ),
+    }
+    let edited: f64 = fs::read_to_string(dir.path().join("edited"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .expect("the moment of the edit");
+    let edited = Duration::from_secs_f64(edited);
+    // The watcher's debounce, the reload and the pipeline's stop.
+    let settled = edited + Duration::from_secs(3);
+
+    let kept = ts::read_capture(dir.path().join("keep.cap"));
+    let (whole, _) = ts::analyze_datagrams(&kept, false);
+    check_stream("kept, whole capture", &whole, 7, "Kept Renamed");
+    let (early, _) = ts::analyze_datagrams(
+        &kept
+            .iter()
+            .filter(|(at, _)| *at < edited)
+            .cloned()
+            .collect::<Vec<_>>(),
+        false,
+    );
+    check_stream("kept, before the edit", &early, 7, "Kept");
+    assert!(
+        kept.iter().any(|(at, _)| *at > settled),
+        "the kept feed stopped after the reload"
+    );
+
+    let dropped = ts::read_capture(dir.path().join("drop.cap"));
+    let last = dropped
+        .last()
+        .map(|(at, _)| *at)
+        .expect("the dropped feed was received");
+    assert!(
+        dropped.iter().filter(|(at, _)| *at < edited).count() > 100,
+        "the dropped feed ran before the edit"
+    );
+    assert!(
+        last < settled,
+        "the removed channel's feed went on {:?} after the edit",
+        last.saturating_sub(edited)
+    );
+    assert!(
+        log.contains("Catalog reloaded."),
+        "no reload applied:\n{log}"
+    );
+}
+
 /// Two channels with multicast feeds, one plain UDP and one RTP, in a private network
 /// namespace: a separate process joins each group, and the captures are checked
 /// datagram by datagram and decoded.

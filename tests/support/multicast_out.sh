@@ -10,6 +10,10 @@
 # for SECONDS with a separate process, tests/support/mcast_capture.py, into
 # OUT/CHANNEL.cap. The headend's log is OUT/headend.log. Exits non-zero, saying why,
 # if any step fails.
+#
+# With EDIT_FROM and EDIT_AT set, EDIT_AT seconds into the capture the file EDIT_FROM
+# is renamed over CATALOG (the headend reloads it) and the moment, on the monotonic
+# clock the captures' arrival times use, is written to OUT/edited.
 set -euo pipefail
 
 out=$1 headend=$2 catalog=$3 addr=$4 timeout=$5 seconds=$6
@@ -41,6 +45,11 @@ for feed in "$@"; do
 		--duration "$seconds" --output "$out/$channel.cap" &
 	receivers+=($!)
 done
+if [ -n "${EDIT_FROM:-}" ]; then
+	sleep "$EDIT_AT"
+	python3 -c 'import time; print(time.monotonic())' >"$out/edited"
+	mv "$EDIT_FROM" "$catalog"
+fi
 for pid in "${receivers[@]}"; do
 	wait "$pid"
 done
