@@ -115,6 +115,53 @@ fn packet_pid(packet: &[u8]) -> u16 {
     (u16::from(packet[1] & 0x1F) << 8) | u16::from(packet[2])
 }
 
+/// Runs the headend on `catalog` in a private network namespace and receives each of
+/// `feeds` (`channel:group:port`) for `seconds` into `dir/{channel}.cap`
+/// (`support/multicast_out.sh`); with `edit`, that file replaces the catalog so many
+/// seconds into the capture. Returns the headend's log; fails the test with it if the
+/// script fails.
+fn capture_feeds(
+    dir: &TempDir,
+    catalog: &Path,
+    seconds: u64,
+    feeds: &[&str],
+    edit: Option<(&Path, u64)>,
+) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/multicast_out.sh");
+    let mut command = in_network_namespace();
+    if let Some((file, at)) = edit {
+        command
+            .env("EDIT_FROM", file)
+            .env("EDIT_AT", at.to_string());
+    }
+    command
+        .arg(&script)
+        .arg(dir.path())
+        .arg(env!("CARGO_BIN_EXE_headend"))
+        .arg(catalog)
+        .arg("127.0.0.1:8080")
+        .arg(READY_TIMEOUT.as_secs().to_string())
+        .arg(seconds.to_string())
+        .args(feeds);
+    let output = run_with_timeout(
+        &mut command,
+        READY_TIMEOUT + Duration::from_secs(seconds + 30),
+    );
+    let log = fs::read_to_string(dir.path().join("headend.log")).unwrap_or_default();
+    match output {
+        Some(out) if out.status.success() => log,
+        other => panic!(
+            "{} failed: {}\n--- headend log ---\n{log}",
+            script.display(),
+            other.map_or("timed out".to_owned(), |o| format!(
+                "{}: {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            )),
+        ),
+    }
+}
+
 /// The checks every transport stream of a channel passes, however it travelled.
 fn check_stream(label: &str, report: &TsReport, program: u16, name: &str) {
     assert_eq!(report.sync_losses, 0, "{label}: sync lost\n{report}");
@@ -187,36 +234,13 @@ fn a_reload_stops_a_removed_feed_and_leaves_the_other_counting_on() {
     );
     let catalog = dir.write("catalog.yaml", &[before.as_bytes()]);
     let edit = dir.write(".catalog.yaml.new", &[after.as_bytes()]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/multicast_out.sh");
-    let mut command = in_network_namespace();
-    command
-        .env("EDIT_FROM", &edit)
-        .env("EDIT_AT", EDIT_AT.to_string())
-        .arg(&script)
-        .arg(dir.path())
-        .arg(env!("CARGO_BIN_EXE_headend"))
-        .arg(&catalog)
-        .arg("127.0.0.1:8080")
-        .arg(READY_TIMEOUT.as_secs().to_string())
-        .arg(SECONDS.to_string())
-        .args(["keep:239.255.7.1:5000", "drop:239.255.7.2:5000"]);
-    let output = run_with_timeout(
-        &mut command,
-        READY_TIMEOUT + Duration::from_secs(SECONDS + 30),
+    let log = capture_feeds(
+        &dir,
+        &catalog,
+        SECONDS,
+        &["keep:239.255.7.1:5000", "drop:239.255.7.2:5000"],
+        Some((&edit, EDIT_AT)),
     );
-    let log = fs::read_to_string(dir.path().join("headend.log")).unwrap_or_default();
-    match output {
-        Some(out) if out.status.success() => {}
-        other => panic!(
-            "{} failed: {}\n--- headend log ---\n{log}",
-            script.display(),
-            other.map_or("timed out".to_owned(), |o| format!(
-                "{}: {}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr)
-            )),
-        ),
-    }
     let edited: f64 = fs::read_to_string(dir.path().join("edited"))
         .ok()
         .and_then(|t| t.trim().parse().ok())
@@ -278,34 +302,13 @@ fn multicast_feeds_in_a_private_network_namespace() {
         ladder()
     );
     let catalog = dir.write("catalog.yaml", &[catalog.as_bytes()]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/multicast_out.sh");
-    let mut command = in_network_namespace();
-    command
-        .arg(&script)
-        .arg(dir.path())
-        .arg(env!("CARGO_BIN_EXE_headend"))
-        .arg(&catalog)
-        .arg("127.0.0.1:8080")
-        .arg(READY_TIMEOUT.as_secs().to_string())
-        .arg(CAPTURE_SECONDS.to_string())
-        .args(["one:239.255.7.1:5000", "two:239.255.7.2:5002"]);
-    let output = run_with_timeout(
-        &mut command,
-        READY_TIMEOUT + Duration::from_secs(CAPTURE_SECONDS + 30),
+    let log = capture_feeds(
+        &dir,
+        &catalog,
+        CAPTURE_SECONDS,
+        &["one:239.255.7.1:5000", "two:239.255.7.2:5002"],
+        None,
     );
-    let log = fs::read_to_string(dir.path().join("headend.log")).unwrap_or_default();
-    match output {
-        Some(out) if out.status.success() => {}
-        other => panic!(
-            "{} failed: {}\n--- headend log ---\n{log}",
-            script.display(),
-            other.map_or("timed out".to_owned(), |o| format!(
-                "{}: {}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr)
-            )),
-        ),
-    }
 
     // Plain UDP at a constant 1200 kbit/s.
     let datagrams = ts::read_capture(dir.path().join("one.cap"));

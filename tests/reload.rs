@@ -565,10 +565,7 @@ fn an_invalid_edit_changes_nothing_and_says_where() {
         + 1;
     reloading.replace(&text);
     let (status, outcome) = reloading.post_reload();
-    assert_eq!(status, 422, "{outcome}");
-    assert_eq!(outcome["result"], "rejected");
-    assert_eq!(changes(&outcome), <[Vec<&str>; 4]>::default());
-    let problem = &outcome["problems"][0];
+    let problem = rejected(status, &outcome);
     let text = problem["text"].as_str().unwrap_or_default();
     assert_placed(text, &reloading.file, line);
     assert_eq!(problem["line"], line);
@@ -603,10 +600,7 @@ fn an_invalid_edit_changes_nothing_and_says_where() {
     );
     reloading.replace(&text);
     let (status, outcome) = reloading.post_reload();
-    assert_eq!(status, 422, "{outcome}");
-    assert_eq!(outcome["result"], "rejected");
-    assert_eq!(changes(&outcome), <[Vec<&str>; 4]>::default());
-    let problem = &outcome["problems"][0];
+    let problem = rejected(status, &outcome);
     assert!(
         problem["line"].as_u64().is_some_and(|l| l >= 1) && problem["column"].is_u64(),
         "a syntax error is placed: {problem}"
@@ -617,6 +611,15 @@ fn an_invalid_edit_changes_nothing_and_says_where() {
         last_sequence(p) >= last_sequence(&one) + 2
     });
     assert_untouched("one", &again);
+}
+
+/// A reload rejected whole (422, `rejected`, nothing added, removed, restarted or
+/// updated); its first problem.
+fn rejected(status: u16, outcome: &Value) -> &Value {
+    assert_eq!(status, 422, "{outcome}");
+    assert_eq!(outcome["result"], "rejected");
+    assert_eq!(changes(outcome), <[Vec<&str>; 4]>::default());
+    &outcome["problems"][0]
 }
 
 #[test]

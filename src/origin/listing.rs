@@ -394,6 +394,15 @@ pub(super) mod tests {
 
     impl Fixture {
         pub(in crate::origin) fn new() -> Fixture {
+            Fixture::with(&[
+                ("news.yaml", NEWS_SCHEDULE),
+                ("sport.xml", SPORT_XMLTV),
+                ("catalog.yaml", CATALOG),
+            ])
+        }
+
+        /// `files` written into a new temp dir, and its `catalog.yaml` loaded.
+        pub(in crate::origin) fn with(files: &[(&str, &str)]) -> Fixture {
             static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             let dir = std::env::temp_dir().join(format!(
                 "headend-listing-{}-{}",
@@ -401,9 +410,9 @@ pub(super) mod tests {
                 COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             ));
             std::fs::create_dir_all(&dir).expect("temp dir");
-            std::fs::write(dir.join("news.yaml"), NEWS_SCHEDULE).expect("schedule");
-            std::fs::write(dir.join("sport.xml"), SPORT_XMLTV).expect("xmltv");
-            std::fs::write(dir.join("catalog.yaml"), CATALOG).expect("catalog");
+            for (name, text) in files {
+                std::fs::write(dir.join(name), text).expect("fixture file");
+            }
             let catalog = Catalog::load(&[dir.join("catalog.yaml")])
                 .unwrap_or_else(|error| panic!("fixture catalog: {error}"));
             Fixture { dir, catalog }

@@ -286,33 +286,7 @@ mod tests {
     use super::*;
     use crate::status::{ChannelState, Registry};
 
-    /// A catalog in a temp dir (its asset's files need not exist); removed on drop.
-    struct Fixture {
-        dir: std::path::PathBuf,
-        catalog: Catalog,
-    }
-
-    impl Fixture {
-        fn new() -> Fixture {
-            static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "headend-page-{}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            ));
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            std::fs::write(dir.join("catalog.yaml"), CATALOG).expect("catalog");
-            let catalog = Catalog::load(&[dir.join("catalog.yaml")])
-                .unwrap_or_else(|error| panic!("fixture catalog: {error}"));
-            Fixture { dir, catalog }
-        }
-    }
-
-    impl Drop for Fixture {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
+    use crate::origin::listing::tests::Fixture;
 
     const CATALOG: &str = r#"
 encoders: { x264: { element: x264enc } }
@@ -357,7 +331,7 @@ assets:
 
     #[test]
     fn channels_are_listed_by_number_with_state_picture_and_escaped_text() {
-        let fixture = Fixture::new();
+        let fixture = Fixture::with(&[("catalog.yaml", CATALOG)]);
         let html = page(&fixture, &[]);
         assert!(html.contains("<body data-refresh-ms=\"4000\">"), "{html}");
         assert_eq!(
@@ -379,7 +353,7 @@ assets:
 
     #[test]
     fn vod_assets_show_their_ingest_and_link_once_available() {
-        let fixture = Fixture::new();
+        let fixture = Fixture::with(&[("catalog.yaml", CATALOG)]);
         let assets = [
             AssetStatus {
                 id: "film".into(),
@@ -421,7 +395,7 @@ assets:
 
     #[test]
     fn a_player_page_plays_the_hls_and_names_the_other_urls() {
-        let fixture = Fixture::new();
+        let fixture = Fixture::with(&[("catalog.yaml", CATALOG)]);
         let html = player_page(&Playable::Channel(&fixture.catalog.channels[0]));
         assert!(html.contains("<title>7 Sport &lt;b&gt;&quot;Live&quot;&lt;/b&gt;</title>"));
         assert!(html.contains(

@@ -198,20 +198,16 @@ impl ChannelPipeline {
 
         let ts = ts_settings(channel, ladder);
         let mut ts_video = None;
-        let mut scaled = Vec::new();
-        for rendition in &ladder.renditions {
+        let branches = build_video_branches(
+            &pipeline,
+            &video_tee,
+            ladder,
+            encoder,
+            &schedule,
+            Queueing::Live,
+        )?;
+        for (rendition, Branch { mux, tee, .. }) in ladder.renditions.iter().zip(branches) {
             let track = track_id(&packager, &rendition.name)?;
-            let input = scale_from(&scaled, rendition).unwrap_or(&video_tee).clone();
-            let Branch { mux, tee, picture } = build_video_branch(
-                &pipeline,
-                &input,
-                rendition,
-                ladder,
-                encoder,
-                &schedule,
-                Queueing::Live,
-            )?;
-            scaled.extend(picture.map(|picture| (rendition, picture)));
             if rendition.name == ts.rendition {
                 ts_video = Some(tee);
             }
@@ -319,14 +315,31 @@ pub(crate) enum Queueing {
     File,
 }
 
-/// The rendition of `scaled` (those built so far, with their scaled pictures) to
-/// scale `rendition` from; `None`: from the decoded picture. See [`step_from`].
-fn scale_from<'a>(
-    scaled: &'a [(&Rendition, gst::Element)],
-    rendition: &Rendition,
-) -> Option<&'a gst::Element> {
-    let index = step_from(scaled.iter().map(|(r, _)| *r), rendition)?;
-    scaled.get(index).map(|(_, picture)| picture)
+/// A branch per rendition of `ladder`, in its order, each scaling from `decoded` or,
+/// in steps, from a larger rendition's scaled pictures (see [`step_from`]).
+fn build_video_branches(
+    pipeline: &gst::Pipeline,
+    decoded: &gst::Element,
+    ladder: &Ladder,
+    profile: &EncoderProfile,
+    schedule: &Schedule,
+    queueing: Queueing,
+) -> Result<Vec<Branch>, PipelineError> {
+    let mut scaled: Vec<(&Rendition, gst::Element)> = Vec::new();
+    let mut branches = Vec::with_capacity(ladder.renditions.len());
+    for rendition in &ladder.renditions {
+        let input = step_from(scaled.iter().map(|(r, _)| *r), rendition)
+            .and_then(|index| scaled.get(index))
+            .map_or(decoded, |(_, picture)| picture);
+        let branch = build_video_branch(
+            pipeline, input, rendition, ladder, profile, schedule, queueing,
+        )?;
+        if let Some(picture) = &branch.picture {
+            scaled.push((rendition, picture.clone()));
+        }
+        branches.push(branch);
+    }
+    Ok(branches)
 }
 
 /// Which of `larger` to scale `rendition` from: the smallest that is at least as large

@@ -13,8 +13,8 @@ use gst::prelude::*;
 use tracing::info;
 
 use super::{
-    attach_appsink, build_audio_branch, build_video_branch, capsfilter, clock_time, make,
-    scale_from, source, PipelineError, Queueing, Schedule, Timeline, TrackOutput,
+    attach_appsink, build_audio_branch, build_video_branches, capsfilter, clock_time, make, source,
+    Branch, PipelineError, Queueing, Schedule, Timeline, TrackOutput,
 };
 use crate::catalog::{EncoderProfile, Ladder};
 use crate::packager::TrackMedia;
@@ -260,20 +260,9 @@ fn build(
         .ok_or_else(|| PipelineError::Config("video output has no src pad".into()))?;
     schedule.attach(&video_src);
     let tracks = track_names(ladder);
-    let mut scaled = Vec::new();
-    for (track, rendition) in ladder.renditions.iter().enumerate() {
-        let input = scale_from(&scaled, rendition).unwrap_or(&tee).clone();
-        let branch = build_video_branch(
-            &pipeline,
-            &input,
-            rendition,
-            ladder,
-            encoder,
-            &schedule,
-            Queueing::File,
-        )?;
-        scaled.extend(branch.picture.map(|picture| (rendition, picture)));
-        let mux = branch.mux;
+    let branches =
+        build_video_branches(&pipeline, &tee, ladder, encoder, &schedule, Queueing::File)?;
+    for (track, Branch { mux, .. }) in branches.into_iter().enumerate() {
         configure_vod_mux(&mux, ladder);
         schedule.add_muxer(&mux);
         attach_appsink(&pipeline, &mux, output, track, Timeline::Media, "vod")?;
