@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::tls::TlsServer;
 use common::{
     http_get, in_network_namespace, parse_master, parse_media, probe_audio, probe_video,
     run_with_timeout, Headend, TempDir, X264_ULTRAFAST,
@@ -587,73 +588,29 @@ fn rtsp_pull_from_a_server() {
 /// The headend pulls fMP4 HLS from a second headend whose test:// channel, at another
 /// size, is the origin.
 /// The same over HTTPS with the certificate checked: nginx terminates TLS in front of
-/// the origin headend with a certificate made for 127.0.0.1, which the pulling headend
-/// trusts only because its system CA bundle is that certificate, in a private mount
-/// namespace (`support/with_trust.sh`); the host's trust store is not touched.
+/// the origin headend with a certificate for 127.0.0.1 from a test CA, which the pulling
+/// headend trusts only because its system CA bundle is that CA, in a private mount
+/// namespace (`common::tls`); the host's trust store is not touched.
 #[test]
 fn hls_pull_over_https_from_another_headend() {
     const ORIGIN_CHANNEL: &str = "origin";
     let origin = Headend::start(&catalog(ORIGIN_CHANNEL, "test://", "", 352, 288));
-    let tls = TempDir::new("src-https");
-    let (cert, key) = (tls.path().join("cert.pem"), tls.path().join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("running openssl");
-    assert!(made.success(), "openssl could not make a certificate");
-    let port = free_tcp_port();
-    let config = tls.write(
-        "nginx.conf",
-        &[format!(
-            "daemon off;\n\
-             master_process off;\n\
-             error_log stderr warn;\n\
-             pid nginx.pid;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{ access_log off; server {{ listen 127.0.0.1:{port} ssl; \
-             ssl_certificate {cert}; ssl_certificate_key {key}; \
-             location / {{ proxy_pass http://{origin}; }} }} }}\n",
-            cert = cert.display(),
-            key = key.display(),
-            origin = origin.addr(),
-        )
-        .as_bytes()],
-    );
-    let mut nginx = Command::new("nginx");
-    nginx
-        .args(["-e", "stderr", "-p"])
-        .arg(tls.path())
-        .arg("-c")
-        .arg(&config);
-    let mut server = Sender::spawn("nginx", &tls, &mut nginx);
-    server.wait_tcp_listening(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    let server = TlsServer::start(&format!(
+        "location / {{ proxy_pass http://{}; }}",
+        origin.addr()
+    ));
     let master = format!("/live/{ORIGIN_CHANNEL}/master.m3u8");
     origin.wait_for(&master, READY_TIMEOUT);
 
     let dir = TempDir::new("src-https-pull");
-    let url = format!("https://127.0.0.1:{port}{master}");
-    let file = dir.write("catalog.yaml", &[channel_catalog(&url, "").as_bytes()]);
-    let trust = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/with_trust.sh");
-    let launcher = [
-        trust.to_str().expect("a UTF-8 path"),
-        cert.to_str().expect("a UTF-8 path"),
-    ];
+    let file = dir.write(
+        "catalog.yaml",
+        &[channel_catalog(&server.url(&master), "").as_bytes()],
+    );
+    let launcher = server.launcher();
+    let launcher: Vec<&str> = launcher.iter().map(String::as_str).collect();
     let headend = Headend::start_launched(dir, &file, &[], &[], &launcher);
-    let output = fetch_output(&headend, &mut [&mut server]);
+    let output = fetch_output(&headend, &mut []);
     origin.assert_running();
     check_output(&output);
 }

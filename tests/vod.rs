@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::tls::TlsServer;
 use common::{
     ffprobe, parse_master, parse_media, probe_audio, probe_video, run_with_timeout, Headend,
     TempDir, X264_ULTRAFAST,
@@ -140,6 +141,22 @@ impl Fixture {
             .args(["vod", "ingest", "--data"])
             .arg(self.data())
             .args(args)
+            .arg(&self.catalog)
+            .arg(target)
+            .env("NO_COLOR", "1");
+        run_with_timeout(&mut command, INGEST_TIMEOUT).expect("the ingest finished in time")
+    }
+
+    /// As [`ingest`](Self::ingest), run through `launcher` (a program and its first
+    /// arguments that execs the rest).
+    fn ingest_launched(&self, launcher: &[String], target: &str) -> Output {
+        let (program, first) = launcher.split_first().expect("a launcher");
+        let mut command = Command::new(program);
+        command
+            .args(first)
+            .arg(env!("CARGO_BIN_EXE_headend"))
+            .args(["vod", "ingest", "--data"])
+            .arg(self.data())
             .arg(&self.catalog)
             .arg(target)
             .env("NO_COLOR", "1");
@@ -842,4 +859,49 @@ fn a_source_given_by_url_is_fetched_once_and_again_only_when_changed() {
         "{:?}",
         fixture.library_entries()
     );
+}
+
+/// A source over HTTPS is fetched with its server's certificate checked against the
+/// system's trust store: refused where the test CA is not trusted, fetched where it is
+/// (`common::tls`), and asked for again conditionally (nginx answers 304).
+#[test]
+fn a_source_over_https_is_fetched_only_from_a_trusted_server() {
+    let served = TempDir::new("vod-https-served");
+    let server = TlsServer::start(&format!(
+        "location / {{ root {}; }}",
+        served.path().display()
+    ));
+    let extra = format!(
+        "  - {{ id: secure, title: Secure, source: \"{}\", ladder: small }}\n",
+        server.url("/film.mp4")
+    );
+    let fixture = Fixture::new("vod-https", &extra);
+    fs::copy(
+        fixture.dir.path().join("clip.mp4"),
+        served.path().join("film.mp4"),
+    )
+    .expect("serve the clip");
+
+    let refused = fixture.ingest(&[], "secure");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "an untrusted server was accepted"
+    );
+    assert!(
+        stderr.contains("asset `secure`: cannot fetch the source")
+            && stderr.contains("certificate"),
+        "{stderr}"
+    );
+
+    let first = fixture.ingest_launched(&server.launcher(), "secure");
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success() && stdout.starts_with("secure: ingested "),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = fixture.ingest_launched(&server.launcher(), "secure");
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(stdout.starts_with("secure: up to date"), "{stdout}");
 }

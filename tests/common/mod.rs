@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod tls;
 pub mod ts;
 
 use std::collections::BTreeMap;
