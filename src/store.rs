@@ -54,6 +54,15 @@ impl SegmentStore {
         channels.remove(id)
     }
 
+    /// Ends every channel's `/ts/` streams: at shutdown, so the drain does not wait
+    /// on responses that never end.
+    pub fn end_ts_streams(&self) {
+        let channels = self.channels.read().unwrap_or_else(|e| e.into_inner());
+        for channel in channels.values() {
+            channel.ts.end_streams();
+        }
+    }
+
     pub fn channel_ids(&self) -> Vec<String> {
         let channels = self.channels.read().unwrap_or_else(|e| e.into_inner());
         let mut ids: Vec<String> = channels.keys().cloned().collect();

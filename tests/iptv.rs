@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::ts::{self, TsReport, NULL_PID, STREAM_TYPE_H264};
 use common::{
-    in_network_namespace, probe_audio, probe_video, run_with_timeout, Headend, TempDir,
-    X264_ULTRAFAST,
+    in_network_namespace, probe_audio, probe_video, read_stream, run_with_timeout, Headend,
+    TempDir, X264_ULTRAFAST,
 };
 
 /// AAC in ADTS (ISO/IEC 13818-1 Table 2-34).
@@ -204,6 +204,41 @@ fn decode(dir: &TempDir, label: &str, stream: &[u8]) -> usize {
         audio.duration()
     );
     video.frames.len()
+}
+
+/// SIGTERM with a `/ts/` client connected: its stream ends, so the origin drains and
+/// the process exits well before the drain timeout (10 s) would close it.
+#[test]
+fn sigterm_ends_ts_streams_and_the_headend_exits() {
+    let headend = Headend::start(&http_catalog());
+    wait_for_ts(&headend, "/ts/news");
+    let addr = headend.addr();
+    let reader = std::thread::spawn(move || {
+        let started = Instant::now();
+        let data = read_stream(addr, "/ts/news", Duration::from_secs(30));
+        (data.len(), started.elapsed())
+    });
+    // The client is connected once the hub counts it.
+    let connected = headend.wait_until(Duration::from_secs(10), || {
+        let metrics = headend.get("/metrics").text();
+        metrics
+            .lines()
+            .any(|l| l.starts_with("headend_ts_clients{channel=\"news\"} 1"))
+            .then_some(())
+    });
+    if connected.is_none() {
+        headend.fail("the /ts/ client never showed in the metrics");
+    }
+    let status = headend
+        .stop(Duration::from_secs(8))
+        .unwrap_or_else(|| headend.fail("still running 8 s after SIGTERM with a /ts/ client"));
+    assert!(status.success(), "exit status {status}");
+    let (bytes, lasted) = reader.join().expect("the reader");
+    assert!(bytes > 0, "the client received nothing");
+    assert!(
+        lasted < Duration::from_secs(20),
+        "the stream did not end: {lasted:?}"
+    );
 }
 
 /// A catalog reload while two feeds are received: the removed channel's feed stops,

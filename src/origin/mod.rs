@@ -289,6 +289,8 @@ impl Origin {
             connections = graceful.count(),
             "Origin stopped accepting; draining open connections."
         );
+        // A `/ts/` response never ends by itself; end them, so they drain like the rest.
+        sources.store.end_ts_streams();
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
             .await
             .is_err()

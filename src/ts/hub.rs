@@ -106,6 +106,15 @@ impl TsHub {
         !self.state().gop.is_empty()
     }
 
+    /// Ends every client's stream (each sees its end after what is queued for it);
+    /// later clients may join again.
+    pub fn end_streams(&self) {
+        let ended = std::mem::take(&mut self.state().clients).len();
+        if ended > 0 {
+            debug!(clients = ended, "TS client streams ended.");
+        }
+    }
+
     /// How many clients are connected.
     pub fn clients(&self) -> usize {
         self.state().clients.len()
@@ -305,6 +314,25 @@ mod tests {
             .filter_map(header)
             .map(|h| (h.pid, h.continuity))
             .collect()
+    }
+
+    #[tokio::test]
+    async fn ended_streams_end_after_what_was_queued() {
+        let hub = TsHub::new();
+        hub.push(&[pat_packet(0), pmt_packet(0), video(0, Some(true))].concat());
+        let mut client = hub.subscribe();
+        hub.push(&video(1, Some(false)));
+        hub.end_streams();
+        assert_eq!(hub.clients(), 0);
+        assert!(client.next().await.is_some(), "the cached start");
+        assert!(
+            client.next().await.is_some(),
+            "the packet pushed before the end"
+        );
+        assert!(client.next().await.is_none(), "then the end");
+        // A later client joins as before.
+        let mut later = hub.subscribe();
+        assert!(later.next().await.is_some());
     }
 
     #[tokio::test]
