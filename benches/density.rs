@@ -27,12 +27,12 @@ mod report;
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use headend::{cpu_seconds, Headend};
-use report::{mib, Spread};
+use report::{mib, Scratch, Spread};
 
 const DEMO: &str = "manifests/demo.yaml";
 const LADDERS: &str = "pipelines/ladders.yaml";
@@ -119,7 +119,7 @@ impl Probe {
 fn run(settings: &Settings) -> Result<String, String> {
     let demo = demo_channels()?;
     let segment = demo_segment_duration()?;
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new("density")?;
     let mut probes = Vec::new();
 
     // The demo catalog itself first: its cost per channel, over its mix of sources,
@@ -406,26 +406,6 @@ fn warnings(log: &Path) -> usize {
         .lines()
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
         .count()
-}
-
-/// A temporary folder: each probe's catalog and log.
-struct Scratch {
-    path: PathBuf,
-}
-
-impl Scratch {
-    fn new() -> Result<Self, String> {
-        let path =
-            std::env::temp_dir().join(format!("headend-bench-density-{}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Self { path })
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }
 
 // ---------------------------------------------------------------------------

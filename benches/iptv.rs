@@ -37,6 +37,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use headend::{cpu_seconds, threads_cpu_seconds, Headend};
+use report::Scratch;
 
 const DEMO: &str = "manifests/demo.yaml";
 const LADDERS: &str = "pipelines/ladders.yaml";
@@ -122,7 +123,7 @@ struct Feed {
 fn run() -> Result<String, String> {
     let catalog = read_catalog()?;
     let channels = channels(&catalog)?;
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new("iptv")?;
 
     // The catalog as shipped: every channel has a multicast feed.
     let log = scratch.path.join("headend-multicast.log");
@@ -147,7 +148,7 @@ fn run() -> Result<String, String> {
     let warnings_with = warnings(&log);
 
     // The same channels without `multicast:`.
-    let plain = scratch.catalog_without_multicast(&catalog)?;
+    let plain = catalog_without_multicast(&scratch, &catalog)?;
     let log = scratch.path.join("headend-plain.log");
     let headend = Headend::start(&[plain.as_path(), Path::new(LADDERS)], log_file(&log)?)?;
     wait_ready(&headend, &channels)?;
@@ -216,50 +217,33 @@ fn channels(catalog: &serde_yaml::Value) -> Result<Vec<Channel>, String> {
         .collect()
 }
 
-/// A temporary folder: logs, the capture, and a copy of the demo catalog.
-struct Scratch {
-    path: PathBuf,
-}
-
-impl Scratch {
-    fn new() -> Result<Self, String> {
-        let path = std::env::temp_dir().join(format!("headend-bench-iptv-{}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Self { path })
-    }
-
-    /// The demo catalog without its `multicast:` blocks, at `SCRATCH/manifests/demo.yaml`.
-    /// The catalog's relative paths (`epg: epg/bars.yaml`, `file://../var/media/…`)
-    /// resolve from its folder, so the copy's folder and its parent mirror the
-    /// repository's with symbolic links.
-    fn catalog_without_multicast(&self, catalog: &serde_yaml::Value) -> Result<PathBuf, String> {
-        let mut catalog = catalog.clone();
-        let mut removed = 0;
-        for channel in catalog["channels"].as_sequence_mut().into_iter().flatten() {
-            if let Some(map) = channel.as_mapping_mut() {
-                removed += usize::from(map.remove("multicast").is_some());
-            }
+/// The demo catalog without its `multicast:` blocks, at `SCRATCH/manifests/demo.yaml`.
+/// The catalog's relative paths (`epg: epg/bars.yaml`, `file://../var/media/…`)
+/// resolve from its folder, so the copy's folder and its parent mirror the
+/// repository's with symbolic links.
+fn catalog_without_multicast(
+    scratch: &Scratch,
+    catalog: &serde_yaml::Value,
+) -> Result<PathBuf, String> {
+    let mut catalog = catalog.clone();
+    let mut removed = 0;
+    for channel in catalog["channels"].as_sequence_mut().into_iter().flatten() {
+        if let Some(map) = channel.as_mapping_mut() {
+            removed += usize::from(map.remove("multicast").is_some());
         }
-        if removed == 0 {
-            return Err(format!("{DEMO} has no `multicast:` block to remove"));
-        }
-        let root = self.path.join("repo");
-        let manifests = root.join("manifests");
-        std::fs::create_dir_all(&manifests).map_err(|e| e.to_string())?;
-        mirror(Path::new("."), &root, "manifests")?;
-        mirror(Path::new("manifests"), &manifests, "demo.yaml")?;
-        let path = manifests.join("demo.yaml");
-        let text = serde_yaml::to_string(&catalog).map_err(|e| e.to_string())?;
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(path)
     }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        // Removes the links, not what they point at.
-        let _ = std::fs::remove_dir_all(&self.path);
+    if removed == 0 {
+        return Err(format!("{DEMO} has no `multicast:` block to remove"));
     }
+    let root = scratch.path.join("repo");
+    let manifests = root.join("manifests");
+    std::fs::create_dir_all(&manifests).map_err(|e| e.to_string())?;
+    mirror(Path::new("."), &root, "manifests")?;
+    mirror(Path::new("manifests"), &manifests, "demo.yaml")?;
+    let path = manifests.join("demo.yaml");
+    let text = serde_yaml::to_string(&catalog).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
 }
 
 /// Links every entry of `from` but `except` into `to`.

@@ -35,13 +35,13 @@ mod wrk;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use headend::Headend;
 use nginx::Nginx;
-use report::{mib, ms, Spread};
+use report::{mib, ms, Scratch, Spread};
 use wrk::Load;
 
 const LADDERS: &str = "pipelines/ladders.yaml";
@@ -187,7 +187,7 @@ struct Results {
 
 fn run(settings: &Settings) -> Result<String, String> {
     let open_files = wrk::raise_open_files(OPEN_FILES)?;
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new("origin")?;
     let catalog = scratch.path.join("origin.yaml");
     std::fs::write(&catalog, CATALOG).map_err(|e| e.to_string())?;
     let log = scratch.path.join("headend.log");
@@ -470,26 +470,6 @@ fn clock_ticks() -> f64 {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(100.0)
     })
-}
-
-/// A temporary folder: the catalog, nginx's configuration and copy, the scripts.
-struct Scratch {
-    path: PathBuf,
-}
-
-impl Scratch {
-    fn new() -> Result<Self, String> {
-        let path =
-            std::env::temp_dir().join(format!("headend-bench-origin-{}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Self { path })
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }
 
 // ---------------------------------------------------------------------------

@@ -19,10 +19,10 @@
 mod report;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use report::{mib, Spread};
+use report::{mib, Scratch, Spread};
 
 const LADDERS: &str = "pipelines/ladders.yaml";
 /// The encoder profile of `pipelines/ladders.yaml` the bench ladder uses.
@@ -109,7 +109,7 @@ struct Runs {
 
 fn run(repetitions: usize) -> Result<String, String> {
     make_clip()?;
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new("transcode")?;
     let profile = x264_profile()?;
     let x264 = ffmpeg_x264_options(&profile)?;
     let ladder = scratch.path.join("ladder.yaml");
@@ -400,26 +400,6 @@ fn rates(dir: &Path, tracks: &[String]) -> Result<Vec<f64>, String> {
             Ok(bytes as f64 * 8.0 / CLIP_SECONDS / 1000.0)
         })
         .collect()
-}
-
-/// A temporary folder for the ladder file and each run's output.
-struct Scratch {
-    path: PathBuf,
-}
-
-impl Scratch {
-    fn new() -> Result<Self, String> {
-        let path =
-            std::env::temp_dir().join(format!("headend-bench-transcode-{}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Self { path })
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }
 
 // ---------------------------------------------------------------------------

@@ -178,3 +178,24 @@ pub fn busy_cores(from: (u64, u64), to: (u64, u64)) -> f64 {
 pub fn mib(kib: u64) -> String {
     format!("{:.0} MiB", kib as f64 / 1024.0)
 }
+
+/// A temporary folder for one bench's files (catalogs, logs, captures, outputs),
+/// removed on drop; links in it are removed, not what they point at.
+pub struct Scratch {
+    pub path: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(bench: &str) -> Result<Self, String> {
+        let path =
+            std::env::temp_dir().join(format!("headend-bench-{bench}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
