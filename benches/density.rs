@@ -74,21 +74,7 @@ fn main() {
     netns::enter();
     // `cargo bench` passes `--bench`; nothing else to parse.
     let settings = Settings::new();
-    let section = match run(&settings) {
-        Ok(section) => section,
-        Err(err) => {
-            eprintln!("benchmark failed: {err}");
-            std::process::exit(1);
-        }
-    };
-    print!("{section}");
-    match report::write_section("density", &section) {
-        Ok(path) => eprintln!("written to {}", path.display()),
-        Err(err) => {
-            eprintln!("cannot write the results: {err}");
-            std::process::exit(1);
-        }
-    }
+    report::publish("density", run(&settings));
 }
 
 /// What one probe saw.

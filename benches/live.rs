@@ -42,21 +42,7 @@ fn main() {
         drop(headend);
         result
     });
-    let section = match result {
-        Ok(section) => section,
-        Err(err) => {
-            eprintln!("benchmark failed: {err}");
-            std::process::exit(1);
-        }
-    };
-    print!("{section}");
-    match report::write_section("live", &section) {
-        Ok(path) => eprintln!("written to {}", path.display()),
-        Err(err) => {
-            eprintln!("cannot write the results: {err}");
-            std::process::exit(1);
-        }
-    }
+    report::publish("live", result);
 }
 
 struct Tracked {

@@ -137,21 +137,7 @@ impl Settings {
 fn main() {
     netns::enter();
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let section = match run(&Settings::new()) {
-        Ok(section) => section,
-        Err(err) => {
-            eprintln!("benchmark failed: {err}");
-            std::process::exit(1);
-        }
-    };
-    print!("{section}");
-    match report::write_section("origin", &section) {
-        Ok(path) => eprintln!("written to {}", path.display()),
-        Err(err) => {
-            eprintln!("cannot write the results: {err}");
-            std::process::exit(1);
-        }
-    }
+    report::publish("origin", run(&Settings::new()));
 }
 
 /// One server's runs of one row.

@@ -75,21 +75,7 @@ const RENDITIONS: [Rendition; 3] = [
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let repetitions = if report::quick() { 1 } else { 3 };
-    let section = match run(repetitions) {
-        Ok(section) => section,
-        Err(err) => {
-            eprintln!("benchmark failed: {err}");
-            std::process::exit(1);
-        }
-    };
-    print!("{section}");
-    match report::write_section("transcode", &section) {
-        Ok(path) => eprintln!("written to {}", path.display()),
-        Err(err) => {
-            eprintln!("cannot write the results: {err}");
-            std::process::exit(1);
-        }
-    }
+    report::publish("transcode", run(repetitions));
 }
 
 /// What GNU time says about one run.

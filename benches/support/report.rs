@@ -32,6 +32,23 @@ pub fn results_path(name: &str) -> PathBuf {
     }
 }
 
+/// Ends a bench: prints its section and writes it into the results file, or says why
+/// it failed and exits with 1.
+pub fn publish(name: &str, section: Result<String, String>) {
+    let section = section.unwrap_or_else(|err| {
+        eprintln!("benchmark failed: {err}");
+        std::process::exit(1);
+    });
+    print!("{section}");
+    match write_section(name, &section) {
+        Ok(path) => eprintln!("written to {}", path.display()),
+        Err(err) => {
+            eprintln!("cannot write the results: {err}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// Replaces the section `name` of the shared results file with `body` (appended if the
 /// file has no such section yet).
 pub fn write_section(name: &str, body: &str) -> Result<PathBuf, String> {
