@@ -14,8 +14,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # and HTTPS servers of tests/sources.rs); for `make bench`, nginx (the origin's
 # anchor), wrk (the load generator) and GNU time (a child's CPU time and peak memory);
 # chromium and chromium-driver, the browser that plays the operator page in
-# tests/operator_page.rs.
-APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
+# tests/operator_page.rs; libswscale-dev, FFmpeg's scaler that the ladder's scaling
+# element links to (src/pipeline/swscale.rs).
+APT_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libswscale-dev \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
 	gstreamer1.0-x ffmpeg curl iproute2 util-linux \
