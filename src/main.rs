@@ -352,6 +352,12 @@ fn run(options: RunOptions) -> anyhow::Result<()> {
         Ok(limit) => debug!(limit, "Open file limit."),
         Err(error) => warn!(%error, "Could not raise the open file limit."),
     }
+    // Live segments in unnamed files of the data directory's filesystem, sent from its
+    // page cache as nginx sends files; memory files where it cannot take them.
+    let segments = data.join("segments");
+    if let Err(error) = headend::sealed::use_directory(&segments) {
+        warn!(directory = %segments.display(), %error, "Cannot keep live segments in files there; they are kept in memory files.");
+    }
     headend::pipeline::init().context("initialising GStreamer")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
