@@ -208,7 +208,7 @@ fn run(settings: &Settings) -> Result<String, String> {
     let servers = [base.clone(), nginx.base_url()];
     let cpu = |server: usize| -> Result<f64, String> {
         match server {
-            0 => thread_cpu(headend.pid(), "tokio-rt-worker"),
+            0 => thread_cpu(headend.pid(), "origin-worker"),
             _ => nginx.pids().into_iter().map(process_cpu).sum(),
         }
     };
@@ -621,7 +621,7 @@ fn write_section(
          the headend, with `sendfile`, `open_file_cache`, long keep-alive, no access log,\n\
          and the response headers an HLS origin for browsers needs, as the headend sends\n\
          them (CORS, and `Cache-Control` immutable for segments, one second for playlists),\n\
-         and as many worker processes as the headend has runtime threads ({cores}); both\n\
+         and as many worker processes as the headend has origin worker threads ({cores}); both\n\
          listen with a backlog of 1024. The segment rows fetch the newest segment when\n\
          the row starts; the headend's playlist moves on during a run and nginx's copy\n\
          stays as it was fetched. *Live viewers* alternates, per wrk thread (wrk's Lua\n\
@@ -630,7 +630,7 @@ fn write_section(
          keep-alive, on the same {cores} cores, so client and server share the machine\n\
          (open files: {open_files}); the headend's channel keeps encoding during every\n\
          run, nginx's included, so both see the same background load. CPU per request\n\
-         is the utime + stime of the headend's `tokio-rt-worker` threads (the origin;\n\
+         is the utime + stime of the headend's `origin-worker` threads (the origin;\n\
          not its encoders) or of every nginx process over the run, over the requests\n\
          answered; it includes the kernel's work for the socket.\n",
         seg = r.segment_bytes / 1000,

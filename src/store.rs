@@ -351,15 +351,15 @@ impl LiveChannel {
     }
 }
 
-/// `data` in a sealed memory file the origin can send with sendfile, or as it is if
-/// none can be made (the origin then copies it, as any other body).
+/// `data` in a sealed file (`crate::sealed`) the origin can send with sendfile, or as
+/// it is if none can be made (the origin then copies it, as any other body).
 fn sealed_or_as_is(data: Bytes) -> Bytes {
     match crate::sealed::seal(&data) {
         Ok(sealed) => sealed,
         Err(error) => {
             static WARNED: std::sync::Once = std::sync::Once::new();
             WARNED.call_once(|| {
-                tracing::warn!(%error, "Cannot keep segments in sealed memory files; they are served by copying.");
+                tracing::warn!(%error, "Cannot keep segments in sealed files; they are served by copying.");
             });
             data
         }

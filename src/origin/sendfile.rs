@@ -2,9 +2,9 @@
 //!
 //! hyper writes a response as a list of slices (vectored writes): the head it
 //! formatted, then the body's `Bytes`. Where a slice lies in a segment the store keeps
-//! in a sealed memory file (`crate::sealed`), this wrapper sends it with sendfile from
-//! that file, so the kernel passes the file's pages to the socket instead of copying the
-//! bytes; the other slices go out with `sendmsg` as before. The head is sent with
+//! in a sealed file (`crate::sealed`: a file that can no longer change), this wrapper
+//! sends it with sendfile from that file, so the kernel passes the file's pages to the
+//! socket instead of copying the bytes; the other slices go out with `sendmsg` as before. The head is sent with
 //! `MSG_MORE` when a file follows, so head and body leave in full packets, as nginx's
 //! `tcp_nopush` does. The bytes on the wire are the same either way: the sealed file
 //! cannot change, and it is read at the slice's own offset.

@@ -132,7 +132,8 @@ pub(crate) fn playlist_cache_control(target_duration: Duration) -> Cow<'static, 
 }
 
 /// Where answers come from: the live window in memory, the VOD library on disk, and
-/// the catalog for the IPTV listings.
+/// the catalog for the IPTV listings. Cloning shares everything.
+#[derive(Clone)]
 pub(crate) struct Sources {
     pub store: Arc<SegmentStore>,
     /// `{data}/vod`; `None` serves no VOD.
