@@ -104,7 +104,7 @@ test: deps media lint ## Install what the tests need, then run every test.
 
 # Every bench that runs channels does so inside a private network namespace
 # (unshare): the demo catalog sends multicast, and nothing of a benchmark may leave this
-# machine. About 13 minutes on 2 cores; HEADEND_BENCH_QUICK=1 makes a rough run of a few
+# machine. About 14 minutes on 2 cores; HEADEND_BENCH_QUICK=1 makes a rough run of a few
 # minutes that writes to var/bench/ instead of docs/.
 bench: deps media ## Measure latency, channel start, origin vs nginx, transcode vs ffmpeg, density; writes docs/benchmarks*.md.
 	$(CARGO) bench --locked --bench live
