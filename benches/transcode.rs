@@ -524,10 +524,10 @@ fn write_section(
         hm = kib_spread(h),
         fm = kib_spread(f),
         rm = paired(h, f, peak).show(2),
-        hk = kbps(&h.output_kbps),
-        fk = kbps(&f.output_kbps),
-        hq = decibels(&h.psnr),
-        fq = decibels(&f.psnr),
+        hk = joined(&h.output_kbps, 0),
+        fk = joined(&f.output_kbps, 0),
+        hq = joined(&h.psnr, 2),
+        fq = joined(&f.psnr, 2),
     )?;
     writeln!(
         out,
@@ -575,18 +575,11 @@ fn write_shipped(out: &mut String, runs: &Runs) -> std::fmt::Result {
     )
 }
 
-fn decibels(values: &[f64]) -> String {
+/// `values` with `decimals` decimals, joined by " / ".
+fn joined(values: &[f64], decimals: usize) -> String {
     values
         .iter()
-        .map(|v| format!("{v:.2}"))
-        .collect::<Vec<_>>()
-        .join(" / ")
-}
-
-fn kbps(values: &[f64]) -> String {
-    values
-        .iter()
-        .map(|v| format!("{v:.0}"))
+        .map(|v| format!("{v:.decimals$}"))
         .collect::<Vec<_>>()
         .join(" / ")
 }
