@@ -7,9 +7,9 @@
 //!
 //! hyper 1.x on tokio, HTTP/1.1 and HTTP/2 (h2c prior knowledge) on one port through
 //! hyper-util's auto builder, served by one thread per core (`origin-worker`), each
-//! with a single-threaded runtime of its own (see [`Origin::serve`]). Live answers are built from `Bytes` already in memory
-//! (`service.rs`), so they never wait on anything but their own socket; a VOD answer
-//! reads one file through tokio's blocking pool.
+//! with a single-threaded runtime of its own (see [`Origin::serve`]). Live answers are
+//! built from `Bytes` already in memory (`service.rs`), so they never wait on anything
+//! but their own socket; a VOD answer reads one file through tokio's blocking pool.
 //!
 //! Limits a hostile or broken client meets:
 //! - request head size: `max_header_bytes` (HTTP/1 read buffer, HTTP/2 header list);

@@ -53,8 +53,8 @@ pub enum PipelineError {
 }
 
 /// Initialises GStreamer once per process: registers `cmafmux` and `headendscale`
-/// (the ladder's scaler, `scale.rs`) statically and makes
-/// the system clock the wall clock, so running time + base time is a UNIX time.
+/// (the ladder's scaler, `scale.rs`) statically and makes the system clock the wall
+/// clock, so running time + base time is a UNIX time.
 pub fn init() -> Result<(), PipelineError> {
     gst::init()?;
     gstfmp4::plugin_register_static()?;

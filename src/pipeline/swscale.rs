@@ -3,7 +3,7 @@
 //!
 //! GStreamer 1.22's `videoscale` scales the horizontal pass of this format with a
 //! scalar C loop (orc has no SIMD form of it); swscale has hand-written SIMD for both
-//! passes and costs half as much CPU for the same scaling (`docs/benchmarks.md`).
+//! passes and costs about 70 % of its CPU for the same scaling (`docs/benchmarks.md`).
 //! Debian 12's gst-libav has no element that wraps it, so `scale.rs` does.
 //!
 //! The three functions used are declared here by hand: the `-sys` crates generate
