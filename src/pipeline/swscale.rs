@@ -77,18 +77,20 @@ pub(crate) struct Picture {
     storage: Vec<u8>,
     /// Offset of the first (aligned) byte in `storage`.
     start: usize,
-    planes: [(usize, usize, usize); 3],
+    /// Each plane's offset from `start` and its stride.
+    planes: [(usize, usize); 3],
     /// Each plane's width and height in bytes and lines.
     sizes: [(usize, usize); 3],
 }
 
 impl Picture {
     fn new(width: u32, height: u32) -> Picture {
-        let mut planes = [(0, 0, 0); 3];
+        let sizes = plane_sizes(width, height);
+        let mut planes = [(0, 0); 3];
         let mut offset = 0;
-        for (plane, (w, h)) in planes.iter_mut().zip(plane_sizes(width, height)) {
+        for (plane, (w, h)) in planes.iter_mut().zip(sizes) {
             let stride = w.next_multiple_of(ALIGN) + ALIGN;
-            *plane = (offset, stride, h);
+            *plane = (offset, stride);
             offset += stride * h;
         }
         let storage = vec![0u8; offset + 2 * ALIGN];
@@ -97,7 +99,7 @@ impl Picture {
             storage,
             start,
             planes,
-            sizes: plane_sizes(width, height),
+            sizes,
         }
     }
 
@@ -105,7 +107,7 @@ impl Picture {
     /// `stride` bytes apart: only the picture's own bytes of each line. Returns
     /// `false`, copying nothing, if `dst` is too short for the plane's lines.
     pub(crate) fn copy_plane(&self, plane: usize, dst: &mut [u8], stride: usize) -> bool {
-        let (Some(&(w, h)), Some(&(offset, from_stride, _))) =
+        let (Some(&(w, h)), Some(&(offset, from_stride))) =
             (self.sizes.get(plane), self.planes.get(plane))
         else {
             return false;
@@ -124,11 +126,14 @@ impl Picture {
 
 /// Whether `len` bytes hold `h` lines of `w` bytes, `stride` bytes apart.
 fn fits(len: usize, stride: usize, w: usize, h: usize) -> bool {
+    let Some(last) = h.checked_sub(1) else {
+        return stride >= w;
+    };
     stride >= w
-        && h.checked_sub(1)
-            .and_then(|last| last.checked_mul(stride))
+        && last
+            .checked_mul(stride)
             .and_then(|end| end.checked_add(w))
-            .is_none_or(|end| len >= end)
+            .is_some_and(|end| len >= end)
 }
 
 /// A bilinear I420 scaler from one picture size to another.
@@ -197,7 +202,7 @@ impl Scaler {
         let storage = self.out.storage.as_mut_ptr();
         let mut dst_ptr = [std::ptr::null_mut(); 4];
         let mut dst_stride = [0 as c_int; 4];
-        for (i, &(offset, stride, _)) in self.out.planes.iter().enumerate() {
+        for (i, &(offset, stride)) in self.out.planes.iter().enumerate() {
             // SAFETY: `base + offset` lies inside `storage` (`Picture::new` sized it).
             dst_ptr[i] = unsafe { storage.add(base + offset) };
             dst_stride[i] = c_int::try_from(stride).ok()?;
