@@ -18,9 +18,9 @@
 //!   descriptor closed, so no descriptor anywhere can change it. On a disk filesystem
 //!   its pages are ordinary page cache, as nginx's files are, and the kernel splices
 //!   them to a socket from large folios; from shared memory it walks them page by
-//!   page, which cost about 5 % of the origin's samples (Linux 6.18; the profile is in
-//!   `docs/benchmarks.md`). The file is gone when the store drops the segment, usually
-//!   before its pages were ever written back.
+//!   page, which cost about a tenth of the origin's samples (Linux 6.18; the profile
+//!   is in `docs/benchmarks.md`). The file is gone when the store drops the segment,
+//!   usually before its pages were ever written back.
 //! - otherwise, or if the directory cannot take one, a memfd, sealed so it can never
 //!   change (`F_SEAL_WRITE`, `F_SEAL_SHRINK`, `F_SEAL_GROW`).
 //!
