@@ -210,8 +210,8 @@ impl Origin {
     /// accepts from the one listening socket, as nginx's worker processes do: a
     /// connection stays on the thread that accepted it, so its state stays in that
     /// core's cache and no task moves between threads. Against one multi-threaded
-    /// runtime this serves a quarter more segment requests at 1024 connections, for a
-    /// fifth less CPU each (`docs/benchmarks.md`).
+    /// runtime this serves about a third more segment requests at 1024 connections, for
+    /// about a sixth less CPU each (`docs/benchmarks.md`).
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
