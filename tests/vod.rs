@@ -718,6 +718,81 @@ fn a_file_given_by_path_is_ingested_under_its_name() {
     );
 }
 
+/// An interlaced source (a 25i broadcast-style clip: 50 fields a second, top field
+/// first, coded as interlaced H.264) comes out of the ladder progressive, one picture
+/// per frame: no rendition is coded interlaced or carries interlaced frames.
+#[test]
+fn an_interlaced_source_is_ingested_progressive() {
+    let fixture = Fixture::new("vod-interlaced", "");
+    let source = fixture.dir.path().join("interlaced.mp4");
+    let mut command = Command::new("ffmpeg");
+    command.args(["-v", "error", "-y", "-f", "lavfi", "-i"]);
+    command.arg("testsrc2=size=640x360:rate=50");
+    command.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    command.args(["-t", "4", "-vf", "tinterlace=interleave_top,setfield=tff"]);
+    command.args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"]);
+    command.args(["-flags", "+ilme+ildct", "-x264-params", "tff=1"]);
+    command.args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"]);
+    command.arg(&source);
+    let output = run_with_timeout(&mut command, Duration::from_secs(60)).expect("ffmpeg finished");
+    assert!(
+        output.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let field_order = |file: &Path| {
+        ffprobe(
+            file,
+            &[
+                "-select_streams",
+                "v",
+                "-show_entries",
+                "stream=field_order",
+            ],
+        )[0]
+        .get("field_order")
+        .to_owned()
+    };
+    // Without this the test would prove nothing.
+    assert_eq!(field_order(&source), "tt", "the source is not interlaced");
+
+    let output = fixture.ingest_ok(&["--ladder", "small"], &source.display().to_string());
+    assert!(output.starts_with("interlaced: ingested "), "{output}");
+    for track in ["360p", "180p"] {
+        let dir = fixture.vod().join("interlaced").join(track);
+        let mut whole = fs::read(dir.join("init.mp4")).expect("init segment");
+        for n in 0.. {
+            match fs::read(dir.join(format!("{n}.m4s"))) {
+                Ok(bytes) => whole.extend(bytes),
+                Err(_) => break,
+            }
+        }
+        let joined = fixture.dir.path().join(format!("{track}.mp4"));
+        fs::write(&joined, whole).expect("joined");
+        assert_eq!(field_order(&joined), "progressive", "{track}");
+        let frames = ffprobe(
+            &joined,
+            &[
+                "-select_streams",
+                "v",
+                "-show_entries",
+                "frame=interlaced_frame",
+            ],
+        );
+        let interlaced = frames
+            .iter()
+            .filter(|f| f.u64("interlaced_frame") != 0)
+            .count();
+        assert_eq!(interlaced, 0, "{track}: {interlaced} interlaced frames");
+        // 4 s at 25 pictures a second (the deinterlacer may hold back the first one).
+        assert!(
+            (98..=100).contains(&frames.len()),
+            "{track}: {} frames",
+            frames.len()
+        );
+    }
+}
+
 /// Python's `http.server` on loopback serving `dir`; it logs one line per request
 /// (with its status) to `log`. Killed on drop.
 struct FileServer {

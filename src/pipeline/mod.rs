@@ -781,6 +781,34 @@ pub(crate) fn make(factory: &str) -> Result<gst::Element, PipelineError> {
         .map_err(|_| PipelineError::MissingElement(factory.to_owned()))
 }
 
+/// Pictures fit for the ladder: I420 and progressive. Broadcast sources are often
+/// interlaced (1080i, 576i), which neither the scaler nor an OTT player handles: a
+/// `deinterlace` step with YADIF turns them progressive, one picture per frame (50i →
+/// 25p, ffmpeg's yadif default), or per field (50i → 50p) when the ladder runs at 50
+/// frames per second or more. Progressive pictures pass through untouched.
+pub(crate) fn normalised_video_caps() -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("interlace-mode", "progressive")
+        .build()
+}
+
+/// The deinterlacer of [`normalised_video_caps`], for `ladder`.
+pub(crate) fn make_deinterlace(ladder: &Ladder) -> Result<gst::Element, PipelineError> {
+    let fastest = ladder
+        .renditions
+        .iter()
+        .map(|r| r.max_framerate)
+        .max()
+        .unwrap_or(0);
+    let fields = if fastest >= 50 { "all" } else { "top" };
+    let deinterlace = make("deinterlace")?;
+    for (name, value) in [("method", "yadif"), ("fields", fields)] {
+        source::set_property_checked(&deinterlace, name, value)?;
+    }
+    Ok(deinterlace)
+}
+
 /// [`make`] with a name, unique in its pipeline.
 pub(crate) fn make_named(factory: &str, name: &str) -> Result<gst::Element, PipelineError> {
     gst::ElementFactory::make(factory)

@@ -1,8 +1,10 @@
 //! Sources: everything up to decoded, normalised raw video and audio.
 //!
-//! Each source ends in two elements whose src pads give I420 video at the ladder's top
-//! size and frame rate, and S16 audio at the ladder's rate and channel count. What is
-//! in front of them depends on the URI scheme.
+//! Each source ends in two elements whose src pads give progressive I420 video
+//! (interlaced sources are deinterlaced, see `super::make_deinterlace`; generated
+//! pictures are made at the ladder's top size and frame rate) and audio at the
+//! ladder's rate and channel count. What is in front of them depends on the URI
+//! scheme.
 //!
 //! The input bitrate a channel reports is counted here, as the bytes leaving the
 //! source element (see [`meter_source`]): the transport stream, RTP packets, FLV, RTSP's
@@ -41,22 +43,23 @@ pub fn build(
     ladder: &Ladder,
     status: &Arc<ChannelStatus>,
 ) -> Result<SourceOutputs, PipelineError> {
-    let video_caps = gst::Caps::builder("video/x-raw")
-        .field("format", "I420")
-        .build();
+    let video_caps = super::normalised_video_caps();
     let audio_caps = gst::Caps::builder("audio/x-raw")
         .field("rate", ladder.audio.sample_rate as i32)
         .field("channels", ladder.audio.channels as i32)
         .build();
 
-    // The common tail: convert to what the encoders take.
+    // The common tail: convert to what the encoders take, progressive (decoded pads
+    // link to `video_convert`; `deinterlace` follows it).
     let video_convert = make("videoconvert")?;
+    let deinterlace = super::make_deinterlace(ladder)?;
     let video_out = make_capsfilter(&video_caps)?;
     let audio_convert = make("audioconvert")?;
     let audio_resample = make("audioresample")?;
     let audio_out = make_capsfilter(&audio_caps)?;
     pipeline.add_many([
         &video_convert,
+        &deinterlace,
         &video_out,
         &audio_convert,
         &audio_resample,
@@ -66,7 +69,7 @@ pub fn build(
     let source = match input {
         Input::Source(source) => source,
         Input::Slate(image) => {
-            gst::Element::link_many([&video_convert, &video_out])?;
+            gst::Element::link_many([&video_convert, &deinterlace, &video_out])?;
             gst::Element::link_many([&audio_convert, &audio_resample, &audio_out])?;
             build_slate(pipeline, ladder, image, &video_convert, &audio_convert)?;
             return Ok(SourceOutputs {
@@ -93,10 +96,10 @@ pub fn build(
         let video_sync = make("clocksync")?;
         let audio_sync = make("clocksync")?;
         pipeline.add_many([&video_sync, &audio_sync])?;
-        gst::Element::link_many([&video_convert, &video_sync, &video_out])?;
+        gst::Element::link_many([&video_convert, &deinterlace, &video_sync, &video_out])?;
         gst::Element::link_many([&audio_convert, &audio_resample, &audio_sync, &audio_out])?;
     } else {
-        gst::Element::link_many([&video_convert, &video_out])?;
+        gst::Element::link_many([&video_convert, &deinterlace, &video_out])?;
         gst::Element::link_many([&audio_convert, &audio_resample, &audio_out])?;
     }
 

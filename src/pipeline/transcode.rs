@@ -13,8 +13,9 @@ use gst::prelude::*;
 use tracing::info;
 
 use super::{
-    attach_appsink, build_audio_branch, build_video_branches, capsfilter, clock_time, make, source,
-    Branch, PipelineError, Queueing, Schedule, Timeline, TrackOutput,
+    attach_appsink, build_audio_branch, build_video_branches, capsfilter, clock_time, make,
+    make_deinterlace, normalised_video_caps, source, Branch, PipelineError, Queueing, Schedule,
+    Timeline, TrackOutput,
 };
 use crate::catalog::{EncoderProfile, Ladder};
 use crate::packager::TrackMedia;
@@ -198,11 +199,8 @@ fn build(
     let decode = make("uridecodebin")?;
     decode.set_property("uri", uri.as_str());
     let video_convert = make("videoconvert")?;
-    let video_caps = capsfilter(
-        gst::Caps::builder("video/x-raw")
-            .field("format", "I420")
-            .build(),
-    )?;
+    let deinterlace = make_deinterlace(ladder)?;
+    let video_caps = capsfilter(normalised_video_caps())?;
     let audio_convert = make("audioconvert")?;
     let audio_resample = make("audioresample")?;
     let audio_caps = capsfilter(
@@ -214,12 +212,13 @@ fn build(
     pipeline.add_many([
         &decode,
         &video_convert,
+        &deinterlace,
         &video_caps,
         &audio_convert,
         &audio_resample,
         &audio_caps,
     ])?;
-    gst::Element::link_many([&video_convert, &video_caps])?;
+    gst::Element::link_many([&video_convert, &deinterlace, &video_caps])?;
     gst::Element::link_many([&audio_convert, &audio_resample, &audio_caps])?;
     source::link_decoded_pads(&decode, &video_convert, &audio_convert);
 
