@@ -249,7 +249,11 @@ fn build_test(
             .build(),
     )?;
     let clock = make("clockoverlay")?;
-    clock.set_property("text", channel.name.as_str());
+    // The overlay's text is Pango markup: a name like "News & Weather" is escaped.
+    clock.set_property(
+        "text",
+        gst::glib::markup_escape_text(&channel.name).as_str(),
+    );
     clock.set_property("time-format", "%Y-%m-%d %H:%M:%S");
     clock.set_property("shaded-background", true);
     set_from_str(&clock, "halignment", "center");
