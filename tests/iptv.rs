@@ -486,6 +486,8 @@ fn check_pacing(label: &str, arrivals: &ts::DatagramReport, rate: f64) {
 struct RawClient {
     stream: TcpStream,
     buffer: Vec<u8>,
+    /// The body ended with its last chunk (a zero-length one), not with the connection.
+    ended_cleanly: bool,
 }
 
 /// Sends `METHOD path` over a new HTTP/1.1 connection that closes after the answer.
@@ -509,6 +511,7 @@ impl RawClient {
         let mut client = Self {
             stream,
             buffer: Vec::new(),
+            ended_cleanly: false,
         };
         let head = loop {
             if let Some(end) = client.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -534,6 +537,31 @@ impl RawClient {
         }
     }
 
+    /// Sets the socket's receive buffer (`SO_RCVBUF`; the kernel doubles it, within
+    /// `net.core.rmem_max`).
+    ///
+    /// A client that stopped reading needs one well above the default when it reads
+    /// again over loopback: there a TCP segment can be 64 KiB, and with the default
+    /// buffer the window the client offers after draining can stay just under that,
+    /// so the sender waits for its zero-window probe (backed off to tens of seconds)
+    /// instead of sending. Players on real networks (1500-byte packets) never meet it.
+    fn set_receive_buffer(&self, bytes: usize) {
+        use std::os::fd::AsRawFd;
+        let value = libc::c_int::try_from(bytes).expect("a buffer size that fits a c_int");
+        // SAFETY: an open socket and a c_int option that outlives the call, its size
+        // passed alongside.
+        let result = unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                std::ptr::from_ref(&value).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(result, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+    }
+
     /// The next chunk of a chunked body; `None` at its end or the connection's.
     fn next_chunk(&mut self) -> Option<Vec<u8>> {
         loop {
@@ -542,6 +570,7 @@ impl RawClient {
                 let size = usize::from_str_radix(size_text.trim(), 16)
                     .unwrap_or_else(|_| panic!("bad chunk size {size_text:?}"));
                 if size == 0 {
+                    self.ended_cleanly = true;
                     return None;
                 }
                 let start = line_end + 2;
@@ -670,14 +699,16 @@ fn http_ts_starts_every_client_on_a_keyframe() {
     }
 }
 
-/// A client that stops reading is dropped once its queue fills; another client of the
-/// same channel receives on without a gap or a continuity error.
+/// A client that stops reading is dropped once its queue fills, its connection cut
+/// rather than ended as if the stream were over; another client of the same channel
+/// receives on without a gap or a continuity error.
 #[test]
 fn a_client_that_stops_reading_is_dropped_and_the_others_go_on() {
     let headend = Headend::start(&http_catalog());
     wait_for_ts(&headend, "/ts/news");
 
     let (mut stalled, _) = RawClient::get(&headend, "/ts/news");
+    stalled.set_receive_buffer(256 << 10);
     let (mut reader, _) = RawClient::get(&headend, "/ts/news");
     let done = Arc::new(AtomicBool::new(false));
     let reading = {
@@ -705,7 +736,8 @@ fn a_client_that_stops_reading_is_dropped_and_the_others_go_on() {
     if dropped.is_none() {
         headend.fail("the stalled client was never dropped");
     }
-    // The stalled client's connection ends once it reads what was already sent.
+    // The stalled client's connection ends once it reads what was already sent, and
+    // it ends cut: a clean end would tell the client the stream was over.
     let mut drained = 0usize;
     while let Some(chunk) = stalled.next_chunk() {
         drained += chunk.len();
@@ -714,6 +746,17 @@ fn a_client_that_stops_reading_is_dropped_and_the_others_go_on() {
             "the stalled client's stream never ended"
         );
     }
+    // What it drains is what its own receive buffer and the headend's send buffer
+    // held. The headend sizes the latter to about a second of the stream; left to the
+    // kernel it grows to megabytes (`net.ipv4.tcp_wmem`), a minute of this stream.
+    assert!(
+        drained < 2 << 20,
+        "the stalled client drained {drained} bytes: the send buffer was not sized to the stream"
+    );
+    assert!(
+        !stalled.ended_cleanly,
+        "the stalled client's response ended with its last chunk instead of being cut"
+    );
     let report = ts::analyze(&body);
     assert_eq!(
         report.cc_errors(),

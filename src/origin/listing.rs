@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
@@ -18,13 +17,9 @@ use hyper::http::uri::Authority;
 use hyper::{Request, Version};
 use tracing::{info, warn};
 
+use super::ClientConnection;
 use crate::catalog::{self, Catalog};
 use crate::iptv::{m3u, xmltv, GuideWindow};
-
-/// The address of the connection a request came in on, put in the request's
-/// extensions by the server; the base URL of last resort.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LocalAddr(pub SocketAddr);
 
 /// The URL the origin is reached at from outside (`--public-url`), for the absolute
 /// URLs of the M3U playlist and its guide: a proxy or CDN in front, or HTTPS
@@ -156,8 +151,8 @@ pub(crate) fn base_url<B>(public_url: Option<&PublicUrl>, req: &Request<B>) -> S
         None => {
             let local = req
                 .extensions()
-                .get::<LocalAddr>()
-                .map_or_else(|| "localhost".to_owned(), |addr| addr.0.to_string());
+                .get::<ClientConnection>()
+                .map_or_else(|| "localhost".to_owned(), |c| c.local_addr.to_string());
             format!("http://{local}")
         }
     }
@@ -271,7 +266,9 @@ impl FailureLog {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use super::super::sendfile::SocketTuning;
     use super::*;
+    use std::net::SocketAddr;
 
     #[test]
     fn public_urls_are_http_or_https_without_a_trailing_slash() {
@@ -353,8 +350,10 @@ pub(super) mod tests {
             builder = builder.header("host", host);
         }
         let mut req = builder.body(()).expect("test request");
-        req.extensions_mut()
-            .insert(LocalAddr(SocketAddr::from(([10, 0, 0, 5], 8080))));
+        req.extensions_mut().insert(ClientConnection {
+            local_addr: SocketAddr::from(([10, 0, 0, 5], 8080)),
+            socket: SocketTuning::default(),
+        });
         req
     }
 

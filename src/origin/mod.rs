@@ -55,6 +55,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use self::sendfile::SocketTuning;
 use crate::catalog::Catalog;
 use crate::status::Registry;
 use crate::store::SegmentStore;
@@ -282,6 +283,16 @@ impl Origin {
     }
 }
 
+/// What a request knows of the connection it came in on, in its extensions.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientConnection {
+    /// The address this client reached (not 0.0.0.0): listings fall back to it for
+    /// their URLs when a request names no host.
+    pub(crate) local_addr: SocketAddr,
+    /// Socket options a response asks for (a `/ts/` stream: a send buffer sized to it).
+    pub(crate) socket: SocketTuning,
+}
+
 /// One origin worker thread's settings and sources (the sources shared by all).
 #[derive(Clone)]
 struct Worker {
@@ -375,15 +386,16 @@ impl Worker {
         if let Err(e) = stream.set_nodelay(true) {
             debug!(%peer, error = %e, "Could not set TCP_NODELAY.");
         }
-        // The address this client reached (not 0.0.0.0): listings fall back to it for
-        // their URLs when a request names no host.
-        let reached = listing::LocalAddr(stream.local_addr().unwrap_or(self.local_addr));
-        let stream = sendfile::SendfileStream::new(stream);
+        let client = ClientConnection {
+            local_addr: stream.local_addr().unwrap_or(self.local_addr),
+            socket: SocketTuning::default(),
+        };
+        let stream = sendfile::SendfileStream::new(stream, client.socket.clone());
         let io = TokioIo::new(idle::IdleTimeout::new(stream, self.idle_timeout));
         let worker = Arc::clone(&self);
         let service = service_fn(move |mut req: Request<Incoming>| {
             let worker = Arc::clone(&worker);
-            req.extensions_mut().insert(reached);
+            req.extensions_mut().insert(client.clone());
             async move {
                 let response = service::respond(&worker.sources, &req).await;
                 debug!(

@@ -10,25 +10,61 @@
 //! cannot change, and it is read at the slice's own offset.
 //!
 //! Reads, flushes and shutdown are the stream's own.
+//!
+//! A response can also ask for socket options through the connection's
+//! [`SocketTuning`] (hyper owns the stream while the response is made); the stream
+//! applies them before its next write, which is the response's head.
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
+use tracing::debug;
 
 use crate::sealed;
 
 /// Most slices one `sendmsg` takes (Linux's `UIO_MAXIOV` is 1024; hyper passes few).
 const MAX_SLICES: usize = 64;
 
-pub(crate) struct SendfileStream(TcpStream);
+pub(crate) struct SendfileStream {
+    stream: TcpStream,
+    tuning: SocketTuning,
+}
 
 impl SendfileStream {
-    pub(crate) fn new(stream: TcpStream) -> Self {
-        Self(stream)
+    /// Sends on `stream`, applying what `tuning` asks before each write.
+    pub(crate) fn new(stream: TcpStream, tuning: SocketTuning) -> Self {
+        Self { stream, tuning }
+    }
+}
+
+/// A response's say in its connection's socket options, applied by the connection's
+/// [`SendfileStream`] before its next write.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SocketTuning {
+    /// The send buffer asked for, in bytes; 0 when nothing is asked.
+    send_buffer: Arc<AtomicUsize>,
+}
+
+impl SocketTuning {
+    /// Asks for a socket send buffer of `bytes` (`SO_SNDBUF`: the kernel doubles it for
+    /// its bookkeeping, and stops growing it by itself).
+    pub(crate) fn set_send_buffer(&self, bytes: usize) {
+        self.send_buffer.store(bytes.max(1), Ordering::Relaxed);
+    }
+
+    /// The send buffer asked for since the last call, if any.
+    fn take_send_buffer(&self) -> Option<usize> {
+        // A plain load first: this runs before every write, and almost never finds one.
+        if self.send_buffer.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        Some(self.send_buffer.swap(0, Ordering::Relaxed)).filter(|&bytes| bytes > 0)
     }
 }
 
@@ -38,7 +74,7 @@ impl AsyncRead for SendfileStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
     }
 }
 
@@ -56,7 +92,13 @@ impl AsyncWrite for SendfileStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let stream = &self.get_mut().0;
+        let this = self.get_mut();
+        let stream = &this.stream;
+        if let Some(bytes) = this.tuning.take_send_buffer() {
+            if let Err(e) = set_send_buffer(stream.as_raw_fd(), bytes) {
+                debug!(bytes, error = %e, "Could not set a connection's send buffer.");
+            }
+        }
         loop {
             ready!(stream.poll_write_ready(cx))?;
             let fd = stream.as_raw_fd();
@@ -74,11 +116,11 @@ impl AsyncWrite for SendfileStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
@@ -141,6 +183,26 @@ fn send_slices(socket: RawFd, run: &[IoSlice<'_>], more: bool) -> io::Result<usi
     usize::try_from(sent).map_err(|_| io::Error::last_os_error())
 }
 
+fn set_send_buffer(socket: RawFd, bytes: usize) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid socket; the option's value is a c_int that outlives the call,
+    // with its size passed alongside; the result is checked.
+    let result = unsafe {
+        libc::setsockopt(
+            socket,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            std::ptr::from_ref(&value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 fn send_file(
     socket: RawFd,
     file: &sealed::SealedFile,
@@ -183,7 +245,7 @@ mod tests {
             received
         });
         let stream = TcpStream::connect(addr).await.expect("connect");
-        let mut stream = SendfileStream::new(stream);
+        let mut stream = SendfileStream::new(stream, SocketTuning::default());
         let parts = [head, sealed.slice(100..), tail];
         let mut slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
         while !slices.is_empty() {
@@ -205,5 +267,56 @@ mod tests {
         let received = reader.await.expect("reader");
         assert_eq!(received.len(), expected.len());
         assert!(received == expected, "the bytes differ");
+    }
+
+    fn send_buffer(stream: &TcpStream) -> usize {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: an open socket; `value` and `len` outlive the call.
+        let result = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                std::ptr::from_mut(&mut value).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(result, 0, "SO_SNDBUF: {}", io::Error::last_os_error());
+        usize::try_from(value).expect("a size")
+    }
+
+    /// A send buffer asked for through the tuning is set before the next write, once.
+    #[tokio::test]
+    async fn a_send_buffer_asked_for_is_set_before_the_next_write() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let reader = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut received = Vec::new();
+            socket.read_to_end(&mut received).await.expect("read");
+            received
+        });
+        let tuning = SocketTuning::default();
+        let mut stream = SendfileStream::new(
+            TcpStream::connect(addr).await.expect("connect"),
+            tuning.clone(),
+        );
+        let before = send_buffer(&stream.stream);
+        // Small enough to be under every Linux's `net.core.wmem_max`.
+        let asked = 48 << 10;
+        assert_ne!(before, 2 * asked);
+        tuning.set_send_buffer(asked);
+        assert_eq!(
+            send_buffer(&stream.stream),
+            before,
+            "nothing before a write"
+        );
+        stream.write_all(b"head").await.expect("write");
+        // Linux doubles the value for its bookkeeping.
+        assert_eq!(send_buffer(&stream.stream), 2 * asked);
+        assert_eq!(tuning.take_send_buffer(), None, "applied once");
+        stream.shutdown().await.expect("shutdown");
+        assert_eq!(reader.await.expect("reader"), b"head");
     }
 }

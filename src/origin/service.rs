@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -29,10 +28,11 @@ use super::metrics::{self, HttpMetrics, RouteKind, Scrape};
 use super::page::{self, Overview, Playable, UiFile};
 use super::range::{self, ByteRange};
 use super::route::{self, Route, RouteError, VodFile, Watch};
+use super::ClientConnection;
 use crate::catalog::Catalog;
 use crate::status::Registry;
 use crate::store::{Document, LiveChannel, SegmentStore, AUDIO_TRACK, THUMBNAIL_INTERVAL};
-use crate::ts::Subscription;
+use crate::ts::{Subscription, TooSlow};
 
 /// A whole answer from memory or disk, or a transport stream that goes on as long as
 /// the client reads.
@@ -43,14 +43,16 @@ pub(crate) type Body = Either<Full<Bytes>, StreamBody<TsFrames>>;
 pub(crate) struct TsFrames(Subscription, Arc<HttpMetrics>);
 
 impl futures_util::Stream for TsFrames {
-    type Item = Result<Frame<Bytes>, Infallible>;
+    /// A client dropped as too slow fails its body, so hyper aborts the connection
+    /// instead of ending the response as if the stream were over.
+    type Item = Result<Frame<Bytes>, TooSlow>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let polled = Pin::new(&mut self.0).poll_next(cx);
-        if let Poll::Ready(Some(bytes)) = &polled {
+        if let Poll::Ready(Some(Ok(bytes))) = &polled {
             self.1.add_bytes(RouteKind::Ts, bytes.len() as u64);
         }
-        polled.map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+        polled.map(|chunk| chunk.map(|bytes| bytes.map(Frame::data)))
     }
 }
 
@@ -216,7 +218,7 @@ async fn answer<B>(
         _ => return method_not_allowed(method),
     }
     let resource = match route {
-        Ok(Route::Ts { channel }) => return transport_stream(sources, &channel, method),
+        Ok(Route::Ts { channel }) => return transport_stream(sources, &channel, req),
         Ok(Route::Ready) => {
             let response = api::readiness(sources.catalog.is_some(), &sources.status);
             return without_body_for_head(response, method);
@@ -267,8 +269,12 @@ async fn answer<B>(
 
 /// `/ts/{channel}`: the channel's transport stream from its GOP cache on, for as long
 /// as the client keeps up. No length, no ranges, no caching: it is live. HEAD answers
-/// the headers without joining.
-fn transport_stream(sources: &Sources, channel: &str, method: &Method) -> Response<Body> {
+/// the headers without joining. Over HTTP/1, the connection's send buffer is sized to
+/// the stream (about a second of it): the kernel's own would hold up to a minute of a
+/// low-rate stream before a stalled client's queue began to fill. HTTP/2 connections
+/// are left alone, as their other streams share the socket.
+fn transport_stream<B>(sources: &Sources, channel: &str, req: &Request<B>) -> Response<Body> {
+    let method = req.method();
     let Some(live) = sources.store.channel(channel) else {
         return error(StatusCode::NOT_FOUND, method);
     };
@@ -283,10 +289,19 @@ fn transport_stream(sources: &Sources, channel: &str, method: &Method) -> Respon
     }
     let body = match *method {
         Method::HEAD => empty(),
-        _ => Either::Right(StreamBody::new(TsFrames(
-            hub.subscribe(),
-            sources.http.clone(),
-        ))),
+        _ => {
+            let subscription = hub.subscribe();
+            let connection = req.extensions().get::<ClientConnection>();
+            if let Some(connection) = connection.filter(|_| req.version() <= Version::HTTP_11) {
+                connection
+                    .socket
+                    .set_send_buffer(subscription.send_buffer());
+            }
+            Either::Right(StreamBody::new(TsFrames(
+                subscription,
+                sources.http.clone(),
+            )))
+        }
     };
     let mut response = Response::new(body);
     let headers = response.headers_mut();

@@ -37,6 +37,11 @@ const SDT_INTERVAL: Duration = Duration::from_millis(80);
 const SEND_DELAY: Duration = Duration::from_millis(100);
 /// A client's queue holds this much of the stream before it is dropped as too slow.
 const CLIENT_QUEUE: Duration = Duration::from_secs(4);
+/// A client's socket send buffer holds about this much of the stream (the kernel
+/// doubles it for its bookkeeping): enough to keep the stream flowing over a path with
+/// a round trip of up to a second or so, little enough that a stalled client fills its
+/// queue soon after it stops reading.
+const CLIENT_SEND_BUFFER: Duration = Duration::from_secs(1);
 /// The provider named in the SDT.
 pub const PROVIDER: &str = "headend";
 
@@ -180,6 +185,7 @@ pub(super) fn build(
     let rate = constant_rate.unwrap_or(settings.expected_rate).max(1);
     let buffers_per_second = rate as f64 / (8 * PACKET * PACKETS_PER_DATAGRAM) as f64;
     hub.set_queue((CLIENT_QUEUE.as_secs_f64() * buffers_per_second).ceil() as usize);
+    hub.set_send_buffer((CLIENT_SEND_BUFFER.as_secs_f64() * rate as f64 / 8.0).ceil() as usize);
     hub.reset();
     attach_hub(pipeline, &out_tee, hub)?;
     if let Some(feed) = &settings.multicast {

@@ -6,12 +6,15 @@
 //! then the live stream: its first video access unit is a keyframe, so a player shows
 //! a picture straight away instead of waiting up to a GOP for the next one. Each
 //! client has a bounded queue; one that fills (a client that stopped reading) is
-//! dropped, and nobody else notices. Null packets (constant-rate stuffing) are left
-//! out: HTTP has no use for them.
+//! dropped, and nobody else notices. A dropped client's stream fails at once instead of
+//! ending, so the origin aborts its connection: the client sees a cut, not a clean end
+//! with seconds of stale stream before it. Null packets (constant-rate stuffing) are
+//! left out: HTTP has no use for them.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -27,6 +30,10 @@ const STREAM_TYPE_H264: u8 = 0x1B;
 const MAX_GOP_BYTES: usize = 16 << 20;
 /// Queue length of a client, in muxer buffers, until the pipeline sets one.
 const DEFAULT_QUEUE: usize = 1024;
+/// A client's socket send buffer, until the pipeline sets one from the stream's rate.
+const DEFAULT_SEND_BUFFER: usize = 256 << 10;
+/// The least send buffer asked for, whatever the rate: enough for full-sized packets.
+const MIN_SEND_BUFFER: usize = 64 << 10;
 
 /// One channel's transport-stream fan-out.
 pub struct TsHub {
@@ -37,6 +44,7 @@ pub struct TsHub {
 struct State {
     clients: Vec<Client>,
     queue: usize,
+    send_buffer: usize,
     pmt_pid: Option<u16>,
     video_pid: Option<u16>,
     /// The latest packet of each table, by PID.
@@ -49,20 +57,50 @@ struct State {
 
 struct Client {
     queue: mpsc::Sender<Bytes>,
+    /// Set when the client is dropped as too slow; its stream then fails.
+    too_slow: Arc<AtomicBool>,
     /// Waiting for a keyframe: it joined before the hub had one.
     waiting: bool,
 }
 
-/// A client's stream of transport-stream bytes; it ends when the hub drops the client.
+/// A client's stream of transport-stream bytes. It ends after what is queued when the
+/// stream is ended ([`TsHub::end_streams`]), and fails at once with [`TooSlow`] when
+/// the client is dropped for not keeping up.
 pub struct Subscription {
     queue: mpsc::Receiver<Bytes>,
+    too_slow: Arc<AtomicBool>,
+    send_buffer: usize,
 }
 
-impl futures_util::Stream for Subscription {
-    type Item = Bytes;
+impl Subscription {
+    /// The socket send buffer this client should have, in bytes: about a second of the
+    /// stream. The kernel's own buffer would otherwise grow to megabytes, which at a
+    /// low rate is a minute of stream held before the client's queue even starts to
+    /// fill, so a stalled client would be noticed a minute late.
+    pub fn send_buffer(&self) -> usize {
+        self.send_buffer
+    }
+}
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        self.queue.poll_recv(cx)
+/// The hub dropped a client that did not keep up with the live stream.
+#[derive(Debug, thiserror::Error)]
+#[error("the client did not keep up with the live stream and was dropped")]
+pub struct TooSlow;
+
+impl futures_util::Stream for Subscription {
+    type Item = Result<Bytes, TooSlow>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // What is still queued for a dropped client is stale; it goes unsent.
+        if self.too_slow.load(Ordering::Acquire) {
+            return Poll::Ready(Some(Err(TooSlow)));
+        }
+        match self.queue.poll_recv(cx) {
+            Poll::Ready(None) if self.too_slow.load(Ordering::Acquire) => {
+                Poll::Ready(Some(Err(TooSlow)))
+            }
+            polled => polled.map(|item| item.map(Ok)),
+        }
     }
 }
 
@@ -77,6 +115,7 @@ impl TsHub {
         Self {
             state: Mutex::new(State {
                 queue: DEFAULT_QUEUE,
+                send_buffer: DEFAULT_SEND_BUFFER,
                 ..State::default()
             }),
         }
@@ -89,6 +128,12 @@ impl TsHub {
     /// Sets how many muxer buffers a client's queue holds (for clients joining later).
     pub fn set_queue(&self, buffers: usize) {
         self.state().queue = buffers.max(16);
+    }
+
+    /// Sets the socket send buffer of clients joining later, in bytes (see
+    /// [`Subscription::send_buffer`]).
+    pub fn set_send_buffer(&self, bytes: usize) {
+        self.state().send_buffer = bytes.max(MIN_SEND_BUFFER);
     }
 
     /// A new pipeline run: the cached GOP and tables belong to the old one.
@@ -132,12 +177,21 @@ impl TsHub {
             // A fresh queue always has room for its first item.
             let _ = queue.try_send(Bytes::from(start));
         }
-        state.clients.push(Client { queue, waiting });
+        let too_slow = Arc::new(AtomicBool::new(false));
+        state.clients.push(Client {
+            queue,
+            too_slow: Arc::clone(&too_slow),
+            waiting,
+        });
         debug!(
             clients = state.clients.len(),
             waiting, "A TS client joined."
         );
-        Subscription { queue: receiver }
+        Subscription {
+            queue: receiver,
+            too_slow,
+            send_buffer: state.send_buffer,
+        }
     }
 
     /// Takes one buffer of the muxer's output (whole packets).
@@ -192,6 +246,7 @@ impl TsHub {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     info!("A TS client is too slow; dropping it.");
+                    client.too_slow.store(true, Ordering::Release);
                     false
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -324,15 +379,18 @@ mod tests {
         hub.push(&video(1, Some(false)));
         hub.end_streams();
         assert_eq!(hub.clients(), 0);
-        assert!(client.next().await.is_some(), "the cached start");
         assert!(
-            client.next().await.is_some(),
+            matches!(client.next().await, Some(Ok(_))),
+            "the cached start"
+        );
+        assert!(
+            matches!(client.next().await, Some(Ok(_))),
             "the packet pushed before the end"
         );
         assert!(client.next().await.is_none(), "then the end");
         // A later client joins as before.
         let mut later = hub.subscribe();
-        assert!(later.next().await.is_some());
+        assert!(matches!(later.next().await, Some(Ok(_))));
     }
 
     #[tokio::test]
@@ -342,7 +400,11 @@ mod tests {
         hub.push(&[video(1, Some(false)), pat_packet(1), pmt_packet(1)].concat());
         hub.push(&[video(2, Some(true)), video(3, None)].concat());
         let mut client = hub.subscribe();
-        let first = client.next().await.expect("the cached start");
+        let first = client
+            .next()
+            .await
+            .and_then(Result::ok)
+            .expect("the cached start");
         // PAT and PMT as they were before the keyframe, so their continuity counters
         // run on into the live stream.
         assert_eq!(
@@ -350,7 +412,7 @@ mod tests {
             [(0, 1), (0x20, 1), (VIDEO_PID, 2), (VIDEO_PID, 3)]
         );
         hub.push(&[null(), video(4, None)].concat());
-        let live = client.next().await.expect("live");
+        let live = client.next().await.and_then(Result::ok).expect("live");
         assert_eq!(pids(&live), [(VIDEO_PID, 4)], "no null packets over HTTP");
         assert_eq!(VIDEO_PID, 256);
     }
@@ -361,7 +423,11 @@ mod tests {
         let mut client = hub.subscribe();
         hub.push(&[pat_packet(0), pmt_packet(0), video(0, Some(false))].concat());
         hub.push(&[video(1, None), video(2, Some(true)), video(3, None)].concat());
-        let first = client.next().await.expect("from the keyframe");
+        let first = client
+            .next()
+            .await
+            .and_then(Result::ok)
+            .expect("from the keyframe");
         assert_eq!(
             pids(&first),
             [(0, 0), (0x20, 0), (VIDEO_PID, 2), (VIDEO_PID, 3)]
@@ -373,13 +439,27 @@ mod tests {
         let hub = TsHub::new();
         hub.set_queue(16);
         hub.push(&[pat_packet(0), pmt_packet(0), video(0, Some(true))].concat());
-        let _stalled = hub.subscribe();
+        let mut stalled = hub.subscribe();
         let mut reader = hub.subscribe();
         for i in 0..40u8 {
             hub.push(&video(i % 16, None));
-            assert!(reader.next().await.is_some());
+            assert!(matches!(reader.next().await, Some(Ok(_))));
         }
         assert_eq!(hub.clients(), 1, "the stalled client is dropped");
+        assert!(
+            matches!(stalled.next().await, Some(Err(TooSlow))),
+            "the stalled client's stream fails at once, its stale queue unsent"
+        );
+    }
+
+    #[tokio::test]
+    async fn clients_are_told_the_send_buffer_of_their_stream() {
+        let hub = TsHub::new();
+        assert_eq!(hub.subscribe().send_buffer(), DEFAULT_SEND_BUFFER);
+        hub.set_send_buffer(500_000);
+        assert_eq!(hub.subscribe().send_buffer(), 500_000);
+        hub.set_send_buffer(1);
+        assert_eq!(hub.subscribe().send_buffer(), MIN_SEND_BUFFER);
     }
 
     #[test]

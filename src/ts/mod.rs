@@ -11,7 +11,7 @@
 mod hub;
 mod sdt;
 
-pub use hub::{Subscription, TsHub};
+pub use hub::{Subscription, TooSlow, TsHub};
 pub use sdt::{Sdt, SdtInserter};
 
 /// Size of a transport-stream packet.
