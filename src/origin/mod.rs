@@ -487,6 +487,10 @@ fn log_connection_error(peer: SocketAddr, error: &(dyn StdError + 'static)) {
 fn is_client_fault(error: &(dyn StdError + 'static)) -> bool {
     let mut cause = Some(error);
     while let Some(e) = cause {
+        // A `/ts/` client that fell behind; the hub has said so already.
+        if e.is::<crate::ts::TooSlow>() {
+            return true;
+        }
         if let Some(e) = e.downcast_ref::<hyper::Error>() {
             if e.is_parse() || e.is_parse_too_large() || e.is_timeout() || e.is_incomplete_message()
             {
@@ -545,7 +549,7 @@ mod tests {
     }
 
     #[test]
-    fn timeouts_and_resets_are_client_faults() {
+    fn timeouts_resets_and_slow_ts_clients_are_client_faults() {
         let timeout = io::Error::new(io::ErrorKind::TimedOut, "idle");
         assert!(is_client_fault(&timeout));
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
@@ -553,5 +557,7 @@ mod tests {
         assert!(is_client_fault(wrapped.as_ref()));
         let other = io::Error::from(io::ErrorKind::PermissionDenied);
         assert!(!is_client_fault(&other));
+        let too_slow: Box<dyn StdError + Send + Sync> = Box::new(crate::ts::TooSlow);
+        assert!(is_client_fault(too_slow.as_ref()));
     }
 }
