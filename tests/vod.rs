@@ -163,6 +163,11 @@ impl Fixture {
         run_with_timeout(&mut command, INGEST_TIMEOUT).expect("the ingest finished in time")
     }
 
+    /// Copies the fixture's clip to `path` (a web server's document root, say).
+    fn copy_clip_to(&self, path: &Path) {
+        fs::copy(self.dir.path().join("clip.mp4"), path).expect("copy the clip");
+    }
+
     fn ingest_ok(&self, args: &[&str], target: &str) -> String {
         let output = self.ingest(args, target);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -702,7 +707,7 @@ fn a_corrupt_or_missing_source_fails_and_leaves_nothing() {
 fn a_file_given_by_path_is_ingested_under_its_name() {
     let fixture = Fixture::new("vod-path", "");
     let path = fixture.dir.path().join("My Clip.mp4");
-    fs::copy(fixture.dir.path().join("clip.mp4"), &path).expect("copy");
+    fixture.copy_clip_to(&path);
     let output = fixture.ingest_ok(&["--ladder", "small"], &path.display().to_string());
     assert!(output.starts_with("my-clip: ingested "), "{output}");
     let master = fs::read_to_string(fixture.vod().join("my-clip/master.m3u8")).expect("master");
@@ -865,11 +870,7 @@ fn a_source_given_by_url_is_fetched_once_and_again_only_when_changed() {
         server.url("missing.mp4"),
     );
     let fixture = Fixture::new("vod-url", &extra);
-    fs::copy(
-        fixture.dir.path().join("clip.mp4"),
-        served.path().join("film.mp4"),
-    )
-    .expect("serve the clip");
+    fixture.copy_clip_to(&served.path().join("film.mp4"));
 
     let first = fixture.ingest_ok(&[], "remote");
     assert!(first.starts_with("remote: ingested "), "{first}");
@@ -951,11 +952,7 @@ fn a_source_over_https_is_fetched_only_from_a_trusted_server() {
         server.url("/film.mp4")
     );
     let fixture = Fixture::new("vod-https", &extra);
-    fs::copy(
-        fixture.dir.path().join("clip.mp4"),
-        served.path().join("film.mp4"),
-    )
-    .expect("serve the clip");
+    fixture.copy_clip_to(&served.path().join("film.mp4"));
 
     let refused = fixture.ingest(&[], "secure");
     let stderr = String::from_utf8_lossy(&refused.stderr);
